@@ -1,0 +1,241 @@
+"""The static view of a reply: sanitized HTML and plain text, with no widgets.
+
+This is what a finished cell keeps in the notebook, so it must read well in JupyterLab,
+nbconvert and GitHub, after a restart and without any JavaScript. Everything templated into
+HTML here is escaped; model Markdown goes through :mod:`nbclaude.markdown`, which has raw HTML
+off and unsafe links dropped. The live view reuses the per-block pieces.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from html import escape
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from .markdown import HIGHLIGHT_CSS, render
+
+if TYPE_CHECKING:
+    from .reply import Reply, UsageSummary
+
+__all__ = [
+    "CSS",
+    "block_html",
+    "notices",
+    "plain_text",
+    "static_bundle",
+    "static_html",
+    "thinking_html",
+    "usage_html",
+]
+
+CSS = (
+    """
+.nbclaude-thinking { margin: 0.3em 0; opacity: 0.8; }
+.nbclaude-thinking > summary { cursor: pointer; font-style: italic; }
+.nbclaude-tool { margin: 0.4em 0; padding: 0.2em 0.6em; border-left: 3px solid #8884; }
+.nbclaude-tool pre { margin: 0.2em 0; max-height: 20em; overflow: auto; }
+.nbclaude-notice { margin: 0.4em 0; padding: 0.3em 0.6em; border-left: 3px solid #d9822b; }
+.nbclaude-usage { margin-top: 0.4em; opacity: 0.7; font-size: 0.85em; }
+"""
+    + HIGHLIGHT_CSS
+)
+"""Styles for the view, scoped under ``.nbclaude``; the HTML reads without them too."""
+
+TOOL_USE_TYPES = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
+EXECUTION_RESULT_TYPES = frozenset(
+    {
+        "code_execution_tool_result",
+        "bash_code_execution_tool_result",
+        "text_editor_code_execution_tool_result",
+    }
+)
+
+
+def safe_href(url: object) -> str | None:
+    """``url`` if it is an http(s) link, else ``None``: result links come from the model."""
+    if not isinstance(url, str):
+        return None
+    return url if urlsplit(url.strip()).scheme.lower() in {"http", "https"} else None
+
+
+def link(url: object, label: str) -> str:
+    """An escaped link that opens safely, or the escaped label alone for an unsafe URL."""
+    href = safe_href(url)
+    if href is None:
+        return escape(label)
+    return (
+        f'<a href="{escape(href)}" target="_blank" rel="noopener noreferrer">{escape(label)}</a>'
+    )
+
+
+def thinking_html(text: str, *, redacted: bool = False, open_: bool = False) -> str:
+    """A foldable thinking section; a placeholder, never an empty box."""
+    if redacted:
+        title = "Thinking (redacted)"
+        body = "<p><em>This thinking was encrypted by the API; it is kept in the reply.</em></p>"
+    elif not text.strip():
+        title = "Thinking"
+        body = "<p><em>Claude thought, but the API returned no summary of it.</em></p>"
+    else:
+        title = "Thinking"
+        body = render(text)
+    opened = " open" if open_ else ""
+    return (
+        f'<details class="nbclaude-thinking"{opened}><summary>{title}</summary>{body}</details>'
+    )
+
+
+def _pre(text: str) -> str:
+    return f"<pre>{escape(text)}</pre>"
+
+
+def tool_use_html(block: Mapping[str, Any]) -> str:
+    """A tool call: its name and input as JSON."""
+    kind = "server tool" if block.get("type") != "tool_use" else "tool"
+    name = str(block.get("name", "?"))
+    payload = block.get("input", {})
+    if isinstance(payload, dict) and set(payload) == {"_partial_json"}:
+        shown = str(payload["_partial_json"])
+    else:
+        shown = json.dumps(payload, indent=2, ensure_ascii=False)
+    return (
+        f'<div class="nbclaude-tool"><small>{kind}</small> <code>{escape(name)}</code>'
+        f"{_pre(shown)}</div>"
+    )
+
+
+def _search_results_html(block: Mapping[str, Any]) -> str:
+    content = block.get("content")
+    if isinstance(content, dict):  # an error result
+        code = content.get("error_code", "unknown error")
+        return f'<div class="nbclaude-tool"><small>search failed:</small> {escape(str(code))}</div>'
+    items = []
+    for result in content if isinstance(content, list) else []:
+        if not isinstance(result, dict):
+            continue
+        title = str(result.get("title") or result.get("url") or "result")
+        age = result.get("page_age")
+        suffix = f" <small>{escape(str(age))}</small>" if age else ""
+        items.append(f"<li>{link(result.get('url'), title)}{suffix}</li>")
+    listing = f"<ul>{''.join(items)}</ul>" if items else "<p><em>no results</em></p>"
+    return f'<div class="nbclaude-tool"><small>search results</small>{listing}</div>'
+
+
+def _execution_result_html(block: Mapping[str, Any]) -> str:
+    content = block.get("content")
+    parts = ['<div class="nbclaude-tool"><small>code execution</small>']
+    if isinstance(content, dict):
+        if "error_code" in content:
+            parts.append(f"<p>failed: {escape(str(content['error_code']))}</p>")
+        for stream in ("stdout", "stderr"):
+            if content.get(stream):
+                parts.append(f"<small>{stream}</small>{_pre(str(content[stream]))}")
+        if content.get("return_code") not in (None, 0):
+            parts.append(f"<small>exit code {escape(str(content['return_code']))}</small>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def placeholder_html(kind: str) -> str:
+    """A short note for a block this version cannot show."""
+    return f'<div class="nbclaude-tool"><small>[{escape(kind)} block not shown]</small></div>'
+
+
+def citations_html(citations: Iterable[Mapping[str, Any]]) -> str:
+    """The sources a text block cites, as a compact list of links."""
+    items = []
+    for citation in citations:
+        title = str(citation.get("title") or citation.get("document_title") or "source")
+        items.append(f"<li>{link(citation.get('url'), title)}</li>")
+    return f'<div class="nbclaude-usage"><small>Sources</small><ol>{"".join(items)}</ol></div>'
+
+
+def block_html(block: Mapping[str, Any], *, remote_images: bool = False) -> str:
+    """The static HTML of one content block, in the API's dict shape."""
+    kind = str(block.get("type"))
+    if kind == "text":
+        html = render(str(block.get("text") or ""), remote_images=remote_images)
+        if block.get("citations"):
+            html += citations_html(block["citations"])
+        return html
+    if kind == "thinking":
+        return thinking_html(str(block.get("thinking") or ""))
+    if kind == "redacted_thinking":
+        return thinking_html("", redacted=True)
+    if kind in TOOL_USE_TYPES:
+        return tool_use_html(block)
+    if kind == "web_search_tool_result":
+        return _search_results_html(block)
+    if kind in EXECUTION_RESULT_TYPES:
+        return _execution_result_html(block)
+    return placeholder_html(kind)
+
+
+STOP_NOTICES = {
+    "max_tokens": (
+        "Truncated: the reply reached max_tokens. Raise --max-tokens, or continue the "
+        "conversation with --chat."
+    ),
+    "pause_turn": "The API paused this turn (pause_turn): send the reply back to continue it.",
+    "model_context_window_exceeded": (
+        "The model's context window is full (model_context_window_exceeded): the reply was "
+        "cut off. Shorten the prompt or the conversation."
+    ),
+}
+
+
+def notices(reply: Reply) -> list[str]:
+    """What the user must know about this reply beyond its content, one line each."""
+    lines = []
+    if reply.error:
+        lines.append(reply.error)
+    if reply.stop_reason == "refusal":
+        details = reply.stop_details
+        category = getattr(details, "category", None)
+        lines.append(
+            "Claude declined to answer (refusal"
+            + (f": {category}" if category else "")
+            + ")."
+        )
+    elif reply.stop_reason in STOP_NOTICES:
+        lines.append(STOP_NOTICES[reply.stop_reason])
+    if reply.skipped:
+        names = ", ".join(sorted(set(reply.skipped)))
+        lines.append(f"Skipped stream events this version does not know: {names}.")
+    return lines
+
+
+def usage_html(summary: UsageSummary) -> str:
+    """The usage line under a reply."""
+    return f'<div class="nbclaude-usage">{escape(summary.line())}</div>'
+
+
+def notice_html(lines: Iterable[str]) -> str:
+    """Warnings, escaped, each in its own box."""
+    return "".join(f'<div class="nbclaude-notice">⚠ {escape(line)}</div>' for line in lines)
+
+
+def static_html(reply: Reply) -> str:
+    """The whole reply as self-contained, sanitized HTML."""
+    remote_images = reply.remote_images
+    body = "".join(
+        block_html(block.model_dump(exclude_none=True), remote_images=remote_images)
+        for block in reply.content
+    )
+    return (
+        f'<div class="nbclaude"><style>{CSS}</style>{body}'
+        f"{notice_html(notices(reply))}{usage_html(reply.usage_summary)}</div>"
+    )
+
+
+def plain_text(reply: Reply) -> str:
+    """The answer text, followed by any notice in brackets."""
+    extra = "".join(f"\n\n[{line}]" for line in notices(reply))
+    return reply.text + extra
+
+
+def static_bundle(reply: Reply) -> dict[str, str]:
+    """The MIME bundle a finished cell keeps: ``text/html`` and ``text/plain``."""
+    return {"text/html": static_html(reply), "text/plain": plain_text(reply)}

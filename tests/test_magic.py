@@ -1,0 +1,236 @@
+"""``%%claude`` through a real IPython shell and the real SDK, against the fake server."""
+
+from __future__ import annotations
+
+import anthropic
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+from nbclaude import Reply
+from nbclaude.magic import ClaudeMagics
+from nbclaude.testing import FakeServer, reply, text, text_reply, thinking, tool_use
+
+from .conftest import SSE_DIR, run
+
+TABLE_ANSWER = (
+    "## Lists and tuples\n\n"
+    "| | list | tuple |\n|---|---|---|\n| mutable | yes | no |\n\n"
+    "```python\nxs = [1, 2]\n```\n"
+)
+
+
+def widget_mode(ip: InteractiveShell) -> None:
+    ip.run_cell("%config ClaudeMagics.frontend = 'widget'", store_history=False)
+
+
+def test_load_ext_registers_the_cell_magic(ip: InteractiveShell) -> None:
+    assert ip.find_cell_magic("claude") is not None
+
+
+def test_reload_ext_leaves_exactly_one_registration(ip: InteractiveShell) -> None:
+    ip.run_cell("%reload_ext nbclaude", store_history=False)
+    ip.run_cell("%reload_ext nbclaude", store_history=False)
+    instances = [c for c in ip.configurables if isinstance(c, ClaudeMagics)]
+    assert len(instances) == 1
+    assert ip.find_cell_magic("claude").__self__ is instances[0]
+
+
+def test_reply_is_bound_as_a_message_and_the_cell_returns_nothing(
+    ip: InteractiveShell, api_env: FakeServer
+) -> None:
+    api_env.enqueue(text_reply("Hello from **Claude**.", input_tokens=12, output_tokens=7))
+    result, captured = run(ip, "%%claude\nSay hello.")
+    assert result.success, result.error_in_exec
+    assert result.result is None
+    answer = ip.user_ns["_claude"]
+    assert isinstance(answer, Reply)
+    assert isinstance(answer, anthropic.types.Message)
+    assert answer.text == "Hello from **Claude**."
+    assert answer.complete is True
+    assert answer.error is None
+    assert answer.usage.input_tokens == 12
+    assert answer.usage.output_tokens == 7
+    assert answer.usage_summary.cost is not None
+    assert "Hello from **Claude**." in captured.stdout
+
+
+def test_prompt_is_sent_exactly_as_typed(ip: InteractiveShell, api_env: FakeServer) -> None:
+    prompt = 'Fix this:\n\ndef f(x): return {"a": x, "b": {0}}.format(x)\n  f"{x!r}" {} {{y}}\n'
+    api_env.enqueue(text_reply("ok"))
+    result, _ = run(ip, "%%claude\n" + prompt)
+    assert result.success, result.error_in_exec
+    body = api_env.requests[-1].body
+    assert body is not None
+    assert body["messages"] == [{"role": "user", "content": prompt}]
+    assert body["stream"] is True
+
+
+def test_out_binds_the_same_object(ip: InteractiveShell, api_env: FakeServer) -> None:
+    api_env.enqueue(text_reply("bound"))
+    result, _ = run(ip, "%%claude -o answer\nhi")
+    assert result.success, result.error_in_exec
+    assert ip.user_ns["answer"] is ip.user_ns["_claude"]
+
+
+def test_config_model_and_flag_reach_the_request(
+    ip: InteractiveShell, api_env: FakeServer
+) -> None:
+    ip.run_cell("%config ClaudeMagics.model = 'claude-haiku-4-5'", store_history=False)
+    api_env.enqueue(text_reply("a"), text_reply("b"))
+    run(ip, "%%claude\nfirst")
+    run(ip, "%%claude --model claude-opus-4-5 --max-tokens 300\nsecond")
+    first, second = (r.body for r in api_env.requests[-2:])
+    assert first is not None and second is not None
+    assert first["model"] == "claude-haiku-4-5"
+    assert second["model"] == "claude-opus-4-5"
+    assert second["max_tokens"] == 300
+
+
+def test_system_prompt_arrives_without_its_quotes(
+    ip: InteractiveShell, api_env: FakeServer
+) -> None:
+    api_env.enqueue(text_reply("terse"), text_reply("terse"))
+    run(ip, '%%claude -s "You are terse. Answer in one line."\nhi')
+    run(ip, "%%claude --system 'Single quotes too.'\nhi")
+    bodies = [r.body for r in api_env.requests[-2:]]
+    assert bodies[0] is not None and bodies[1] is not None
+    assert bodies[0]["system"] == "You are terse. Answer in one line."
+    assert bodies[1]["system"] == "Single quotes too."
+
+
+def test_thinking_budget_and_adaptive_thinking(ip: InteractiveShell, api_env: FakeServer) -> None:
+    api_env.enqueue(
+        text_reply("Tuples are immutable.", thinking="Let me compare them."),
+        text_reply("adaptive"),
+    )
+    result, _ = run(ip, "%%claude --thinking 2048 -o answer\nlist vs tuple?")
+    assert result.success, result.error_in_exec
+    run(ip, "%%claude -t\nagain")
+    budget, adaptive = (r.body for r in api_env.requests[-2:])
+    assert budget is not None and adaptive is not None
+    assert budget["thinking"] == {"type": "enabled", "budget_tokens": 2048, "display": "summarized"}
+    assert adaptive["thinking"] == {"type": "adaptive", "display": "summarized"}
+    answer = ip.user_ns["answer"]
+    assert answer.thinking == "Let me compare them."
+    assert answer.text == "Tuples are immutable."
+    signatures = [b.signature for b in answer.content if b.type == "thinking"]
+    assert signatures and all(signatures)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        "--max-tokens lots",
+        "--no-such-flag",
+        "--thinking 100",
+        "--thinking -5",
+        "--thinking 4096 --max-tokens 4096",
+        "--thinking plenty",
+        "-o 'not a name'",
+        "--max-tokens 0",
+    ],
+)
+def test_bad_flags_raise_usage_error_and_send_nothing(
+    ip: InteractiveShell, api_env: FakeServer, flags: str
+) -> None:
+    result, _ = run(ip, f"%%claude {flags}\nhello")
+    assert type(result.error_in_exec) is UsageError
+    assert api_env.requests == []
+
+
+def test_empty_cell_is_a_usage_error(ip: InteractiveShell, api_env: FakeServer) -> None:
+    result, _ = run(ip, "%%claude\n   \n")
+    assert type(result.error_in_exec) is UsageError
+    assert api_env.requests == []
+
+
+def test_missing_key_is_one_line_and_sends_nothing(
+    ip: InteractiveShell, api_env: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    result, captured = run(ip, "%%claude\nhello")
+    assert type(result.error_in_exec) is UsageError
+    assert "ANTHROPIC_API_KEY" in str(result.error_in_exec)
+    assert api_env.requests == []
+
+
+def test_widget_is_replaced_by_a_static_bundle(ip: InteractiveShell, api_env: FakeServer) -> None:
+    widget_mode(ip)
+    api_env.enqueue(text_reply(TABLE_ANSWER, thinking="Compare mutability.", chunk_size=7))
+    result, captured = run(ip, "%%claude -t 2048\nlist vs tuple")
+    assert result.success, result.error_in_exec
+    first, last = captured.outputs[0], captured.outputs[-1]
+    assert "application/vnd.jupyter.widget-view+json" in first.data
+    assert last.update is True
+    assert set(last.data) == {"text/html", "text/plain"}
+    html = last.data["text/html"]
+    assert "<table>" in html
+    assert "<h2>Lists and tuples</h2>" in html
+    assert '<details class="nbclaude-thinking"><summary>Thinking</summary>' in html
+    assert "Compare mutability." in html
+    assert "claude-sonnet-4-6" in html  # the usage line
+    assert last.data["text/plain"] == TABLE_ANSWER
+    # Same display id: the widget is replaced, not followed.
+    assert first.transient == last.transient
+
+
+def test_reply_displays_as_the_static_view(ip: InteractiveShell, api_env: FakeServer) -> None:
+    api_env.enqueue(text_reply("# Title"))
+    run(ip, "%%claude\nhi")
+    bundle = ip.user_ns["_claude"]._repr_mimebundle_()
+    assert "<h1>Title</h1>" in bundle["text/html"]
+    assert bundle["text/plain"] == "# Title"
+
+
+def test_tool_blocks_render_compactly(ip: InteractiveShell, api_env: FakeServer) -> None:
+    widget_mode(ip)
+    api_env.enqueue(
+        reply(
+            thinking("Need the weather.", signature="sig"),
+            text("Let me check."),
+            tool_use("get_weather", {"city": "Paris <b>"}),
+            stop_reason="tool_use",
+        )
+    )
+    result, captured = run(ip, "%%claude\nweather?")
+    assert result.success, result.error_in_exec
+    html = captured.outputs[-1].data["text/html"]
+    assert "get_weather" in html
+    assert "Paris &lt;b&gt;" in html
+    answer = ip.user_ns["_claude"]
+    assert [b.type for b in answer.content] == ["thinking", "text", "tool_use"]
+    assert answer.content[2].input == {"city": "Paris <b>"}
+
+
+@pytest.mark.parametrize("path", sorted(SSE_DIR.glob("*.txt")), ids=lambda p: p.stem)
+def test_each_recorded_stream_renders(
+    ip: InteractiveShell, api_env: FakeServer, path: object
+) -> None:
+    from nbclaude.testing import replay
+
+    widget_mode(ip)
+    api_env.enqueue(replay(path))  # type: ignore[arg-type]
+    result, captured = run(ip, "%%claude\nreplay")
+    answer = ip.user_ns["_claude"]
+    assert isinstance(answer, Reply)
+    final = captured.outputs[-1]
+    assert set(final.data) == {"text/html", "text/plain"}
+    if answer.complete:
+        assert result.success, result.error_in_exec
+    else:
+        assert answer.error
+        assert result.error_in_exec is not None
+
+
+def test_terminal_view_streams_text_and_prints_usage(
+    ip: InteractiveShell, api_env: FakeServer
+) -> None:
+    api_env.enqueue(text_reply("Plain words.", thinking="hmm", output_tokens=5))
+    result, captured = run(ip, "%%claude -t 1024 --max-tokens 2000\nhi")
+    assert result.success, result.error_in_exec
+    out = captured.stdout
+    assert "[thinking]" in out
+    assert "hmm" in out
+    assert "Plain words." in out
+    assert "5 out" in out

@@ -47,6 +47,9 @@ def unload_ipython_extension(ipython: Any) -> None:
     """Remove ``%%claude`` and its settings object (``%unload_ext nbclaude``)."""
     from .magic import ClaudeMagics
 
+    for configurable in ipython.configurables:
+        if isinstance(configurable, ClaudeMagics):
+            configurable.close()
     ipython.configurables[:] = [
         c for c in ipython.configurables if not isinstance(c, ClaudeMagics)
     ]

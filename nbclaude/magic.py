@@ -204,12 +204,18 @@ class ClaudeMagics(Magics):
         cache_key = (base_url, self.timeout, self.max_retries, fingerprint)
         client = self._clients.get(cache_key)
         if client is None:
-            self._clients.clear()
+            self.close()
             client = anthropic.Anthropic(
                 base_url=base_url, timeout=self.timeout, max_retries=self.max_retries
             )
             self._clients[cache_key] = client
         return client
+
+    def close(self) -> None:
+        """Close the HTTP clients this instance keeps (on unload, or when settings change)."""
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
 
     def _view(self) -> View:
         frontend = self.frontend

@@ -248,56 +248,83 @@ def run(
         # Leaving the ``with`` closed the response already: generation (and billing) stops.
         error = "Interrupted: the reply was cut short; what arrived is kept."
     except (anthropic.APIError, httpx2.HTTPError, OSError) as exc:
-        error = describe_error(exc, params)
+        error = describe_error(exc, params, mid_stream=True)
     if error is None and not builder.complete:
-        error = "The stream ended before the reply was finished (no message_stop); it is incomplete."
+        error = (
+            "The stream ended before the reply was finished (no message_stop): "
+            "it is incomplete. Run the cell again."
+        )
     return builder.reply(error=error, prices=prices, remote_images=remote_images)
 
 
-def describe_error(exc: BaseException, params: Mapping[str, Any] | None = None) -> str:
-    """One line saying what went wrong and what to do about it. Never includes a key."""
-    model = (params or {}).get("model", "")
+def describe_error(
+    exc: BaseException, params: Mapping[str, Any] | None = None, *, mid_stream: bool = False
+) -> str:
+    """One line saying what went wrong and what to do about it. Never includes a key.
+
+    Args:
+        exc: What the SDK or the transport raised.
+        params: The request, to name the model in a 404.
+        mid_stream: Whether part of the reply had already arrived.
+    """
     if isinstance(exc, anthropic.APIStatusError):
-        detail = _api_message(exc.body) or str(exc.message)
-        status = exc.status_code
-        kind = _api_error_type(exc.body)
-        if status == 200 or kind and status < 400:
-            return f"The API reported {kind or 'an error'} mid-stream: {detail}"
-        if status == 400:
-            return f"The request was invalid (400): {detail}"
-        if status == 401:
-            return "Authentication failed (401): check that ANTHROPIC_API_KEY holds a valid key."
-        if status == 403:
-            return f"Permission denied (403): your key cannot do this: {detail}"
-        if status == 404:
+        return _describe_status(exc, params or {})
+    if mid_stream:
+        if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
             return (
-                f"Not found (404): {detail}. Check the model name {model!r}; "
-                "`%claude models` lists the models you can use."
+                "The stream stalled: no data arrived within the timeout, so the reply is "
+                "incomplete. Run the cell again, or raise %config ClaudeMagics.timeout."
             )
-        if status == 413:
-            return "The request is too large (413): shorten the prompt or the conversation."
-        if status == 429:
-            wait = exc.response.headers.get("retry-after")
-            hint = f" Retry after {wait}s." if wait else " Wait a little and run the cell again."
-            return f"Rate limited (429) after the SDK's retries: {detail}.{hint}"
-        if status == 529:
-            return "The API is overloaded (529): run the cell again in a moment."
-        if status >= 500:
-            return f"The API failed ({status}): {detail}. Run the cell again in a moment."
-        return f"The API answered {status}: {detail}"
+        return (
+            f"The connection broke mid-reply ({type(exc).__name__}): the reply is incomplete. "
+            "Run the cell again."
+        )
     if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
         return (
             "The request timed out: the API did not answer in time. "
             "Run the cell again, or raise %config ClaudeMagics.timeout."
         )
-    if isinstance(exc, anthropic.APIConnectionError | httpx2.ConnectError):
+    if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):
         return (
             "Could not connect to the API: check your network connection "
             "(and ANTHROPIC_BASE_URL, if you set it)."
         )
-    if isinstance(exc, httpx2.HTTPError | OSError):
-        return f"The connection broke mid-reply ({type(exc).__name__}); what arrived is kept."
     return f"{type(exc).__name__}: {exc}"
+
+
+def _describe_status(exc: anthropic.APIStatusError, params: Mapping[str, Any]) -> str:
+    detail = _api_message(exc.body) or str(exc.message)
+    kind = _api_error_type(exc.body) or "an error"
+    status = exc.status_code
+    if status < 400:
+        # An ``error`` event after the API had answered 200.
+        return (
+            f"The API stopped the reply with {kind} ({detail}): it is incomplete. "
+            "Run the cell again."
+        )
+    if status == 400:
+        return f"The request was invalid (400 {kind}): {detail}"
+    if status == 401:
+        return "Authentication failed (401): check that ANTHROPIC_API_KEY holds a valid key."
+    if status == 403:
+        return f"Permission denied (403): this key may not do that: {detail}"
+    if status == 404:
+        model = params.get("model", "")
+        return (
+            f"Not found (404): {detail}. Check the model name {model!r}; "
+            "%claude models lists the models you can use."
+        )
+    if status == 413:
+        return "The request is too large (413): shorten the prompt or the conversation."
+    if status == 429:
+        wait = exc.response.headers.get("retry-after")
+        hint = f"retry after {wait}s" if wait else "wait a little and run the cell again"
+        return f"Rate limited (429), still after the SDK's retries: {hint}. {detail}"
+    if status == 529:
+        return "The API is overloaded (529): run the cell again in a moment."
+    if status >= 500:
+        return f"The API failed ({status} {kind}): {detail}. Run the cell again in a moment."
+    return f"The API answered {status} ({kind}): {detail}"
 
 
 def _api_error_type(body: object) -> str | None:

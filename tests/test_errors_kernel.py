@@ -1,0 +1,154 @@
+"""Failure paths in a real kernel: the stop button, and a saved notebook that keeps no key."""
+
+from __future__ import annotations
+
+import os
+import queue
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+
+from nbclaude.testing import (
+    FakeServer,
+    cut_after,
+    error_after,
+    http_error,
+    text_reply,
+    truncate_after,
+)
+
+from .conftest import TEST_KEY
+
+TIMEOUT = 60
+
+
+def kernel_env(server: FakeServer) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    env.update(ANTHROPIC_BASE_URL=server.url, ANTHROPIC_API_KEY=TEST_KEY)
+    return env
+
+
+@pytest.fixture
+def kernel(api_env: FakeServer) -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
+    manager = KernelManager(kernel_name="python3")
+    manager.start_kernel(env=kernel_env(api_env))
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=TIMEOUT)
+        yield manager, client
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def execute(client: BlockingKernelClient, code: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run code; return the execute_reply content and the iopub messages of that request."""
+    msg_id = client.execute(code)
+    messages = []
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            msg = client.get_iopub_msg(timeout=1)
+        except queue.Empty:
+            continue
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        messages.append(msg)
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    reply = client.get_shell_msg(timeout=TIMEOUT)
+    return reply["content"], messages
+
+
+def test_stop_button_closes_the_stream_and_keeps_the_partial_reply(
+    kernel: tuple[KernelManager, BlockingKernelClient], api_env: FakeServer
+) -> None:
+    manager, client = kernel
+    execute(client, "%load_ext nbclaude")
+    long = "".join(f"Sentence number {i} of a long reply. " for i in range(2000))
+    api_env.enqueue(text_reply(long, chunk_size=20, delay=0.01))
+    msg_id = client.execute("%%claude\nwrite a lot")
+    deadline = time.monotonic() + TIMEOUT
+    while not api_env.requests or api_env.requests[0].events_sent < 20:
+        assert time.monotonic() < deadline, "the reply never started streaming"
+        time.sleep(0.02)
+    manager.interrupt_kernel()
+    reply = client.get_shell_msg(timeout=TIMEOUT)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    assert reply["content"]["status"] == "error"
+    record = api_env.requests[0]
+    record.wait_finished(timeout=10)
+    assert record.disconnected
+    assert record.events_sent < 1000
+
+    content, messages = execute(
+        client, "print(_claude.complete, len(_claude.text) > 0, _claude.error)"
+    )
+    assert content["status"] == "ok"
+    printed = "".join(m["content"]["text"] for m in messages if m["msg_type"] == "stream")
+    assert printed.startswith("False True Interrupted")
+
+
+def test_saved_notebook_of_every_failure_path_holds_no_key(
+    api_env: FakeServer, tmp_path: Path
+) -> None:
+    cells = [
+        "%load_ext nbclaude\n%xmode Verbose\n%config ClaudeMagics.max_retries = 0",
+        "%%claude\n401 please",
+        "%%claude\n400 please",
+        "%%claude\nerror mid-stream please",
+        "%%claude\ncut please",
+        "%%claude\ntruncated please",
+        "%%claude --max-tokens lots\nbad flag",
+        "%%claude\nfine",
+        "_claude",
+        "%config ClaudeMagics",
+        "import os\nos.environ['ANTHROPIC_API_KEY'] = os.environ['ANTHROPIC_API_KEY']",
+    ]
+    api_env.enqueue(
+        http_error(401),
+        http_error(400),
+        error_after(text_reply("partial answer"), 5),
+        cut_after(text_reply("partial answer"), 5),
+        truncate_after(text_reply("partial answer"), 5),
+        text_reply("All good."),
+    )
+    notebook = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(source) for source in cells]
+    )
+    client = NotebookClient(
+        notebook,
+        timeout=TIMEOUT,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute(env=kernel_env(api_env))
+    path = tmp_path / "errors.ipynb"
+    nbformat.write(notebook, path)
+    saved = path.read_text()
+
+    assert TEST_KEY not in saved
+    assert TEST_KEY[-12:] not in saved
+    errors = [
+        output
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        if output["output_type"] == "error"
+    ]
+    assert len(errors) == 5  # 401, 400, error event, cut, truncated
+    for error in errors:
+        assert len(error["traceback"]) == 1, error["traceback"]
+    # IPython prints a UsageError as one line on stderr rather than as an error output.
+    bad_flag = notebook.cells[6].outputs
+    assert [o["name"] for o in bad_flag] == ["stderr"]
+    assert bad_flag[0]["text"].startswith("UsageError: argument --max-tokens")
+    assert "All good." in saved

@@ -16,9 +16,10 @@ import anthropic
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
 from traitlets import Bool, Dict, Enum, Float, Integer, Unicode
 
-from . import stream
+from . import demo, stream
 from .prompt import MIN_THINKING_BUDGET, Options, Thinking, build_params
 from .reply import Price
 from .view import TerminalView, View, WidgetView
@@ -77,6 +78,7 @@ class ClaudeMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self._clients: dict[tuple[object, ...], anthropic.Anthropic] = {}
+        self._demo: demo.Demo | None = None
 
     @magic_arguments()
     @argument("-m", "--model", help="Model id for this cell.")
@@ -129,18 +131,21 @@ class ClaudeMagics(Magics):
         finally:
             if not finished and isinstance(view, WidgetView):
                 view.abandon()
-        self.shell.user_ns["_claude"] = reply
+        namespace = self.shell.user_ns if self.shell is not None else {}
+        namespace["_claude"] = reply
         if options.out:
-            self.shell.user_ns[options.out] = reply
+            namespace[options.out] = reply
         if reply.error:
             raise stream.ClaudeError(reply.error)
 
-    @line_magic("claude")
+    @line_magic("claude")  # type: ignore[arg-type]  # IPython types the name-less form only
     def claude_line(self, line: str) -> None:
         """Commands: ``%claude COMMAND [ARGS]``. To send a prompt, use ``%%claude``.
 
         Commands:
             help    this list.
+            demo    offline demo: canned replies from a fake API on 127.0.0.1, no key
+                    needed, labelled as canned. ``%claude demo off`` ends it.
         """
         command, _, rest = line.strip().partition(" ")
         handler = self._commands().get(command or "help")
@@ -153,10 +158,25 @@ class ClaudeMagics(Magics):
 
     def _commands(self) -> dict[str, Callable[[str], None]]:
         """The ``%claude`` line commands, by name; each takes the rest of the line."""
-        return {"help": self._help}
+        return {"help": self._help, "demo": self._demo_command}
 
     def _help(self, rest: str) -> None:
         print(self.claude_line.__doc__)
+
+    def _demo_command(self, rest: str) -> None:
+        if rest in ("", "on"):
+            if self._demo is None:
+                self._demo = demo.Demo()
+            display(demo.banner(self._demo.url), raw=True)
+        elif rest == "off":
+            if self._demo is None:
+                print("The nbclaude offline demo is not on.")
+                return
+            self._demo.stop()
+            self._demo = None
+            print("nbclaude offline demo is off: %%claude talks to the API again.")
+        else:
+            raise UsageError(f"%claude demo takes on or off, not {rest!r}.")
 
     def _options(self, args: Any) -> Options:
         max_tokens = self.max_tokens if args.max_tokens is None else args.max_tokens
@@ -194,6 +214,8 @@ class ClaudeMagics(Magics):
         return table
 
     def _client(self) -> anthropic.Anthropic:
+        if self._demo is not None:
+            return self._demo.client(timeout=self.timeout, max_retries=self.max_retries)
         key = os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")
         if not key:
             raise UsageError(NO_KEY)
@@ -234,8 +256,10 @@ def _unquote(value: str) -> str:
 
 
 def _thinking(value: str | None, max_tokens: int) -> Thinking:
-    if value is None or value == "adaptive":
-        return value
+    if value is None:
+        return None
+    if value == "adaptive":
+        return "adaptive"
     try:
         budget = int(value)
     except ValueError:

@@ -42,7 +42,7 @@ class Price:
     """Input tokens read from the prompt cache."""
 
     @classmethod
-    def standard(cls, input: float, output: float) -> Price:  # noqa: A002
+    def standard(cls, input: float, output: float) -> Price:
         """Prices with the usual cache multipliers: writes 1.25x input, reads 0.1x input."""
         return cls(input, output, cache_write=input * 1.25, cache_read=input * 0.1)
 
@@ -183,17 +183,13 @@ class Reply(Message):
     @property
     def text(self) -> str:
         """All text blocks, joined."""
-        return "".join(
-            block.text for block in self.content if block.type == "text" and block.text
-        )
+        return "".join(block.text for block in self.content if block.type == "text" and block.text)
 
     @property
     def thinking(self) -> str:
         """All thinking blocks, joined with a blank line."""
         return "\n\n".join(
-            block.thinking
-            for block in self.content
-            if block.type == "thinking" and block.thinking
+            block.thinking for block in self.content if block.type == "thinking" and block.thinking
         )
 
     @property
@@ -254,9 +250,7 @@ class Reply(Message):
         """US dollars at list price, or ``None`` when the model's price is unknown."""
         return self.usage_summary.cost
 
-    def _repr_mimebundle_(
-        self, include: Any = None, exclude: Any = None
-    ) -> dict[str, str]:
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         from .static import static_bundle
 
         return static_bundle(self)

@@ -65,9 +65,7 @@ def link(url: object, label: str) -> str:
     href = safe_href(url)
     if href is None:
         return escape(label)
-    return (
-        f'<a href="{escape(href)}" target="_blank" rel="noopener noreferrer">{escape(label)}</a>'
-    )
+    return f'<a href="{escape(href)}" target="_blank" rel="noopener noreferrer">{escape(label)}</a>'
 
 
 def thinking_html(text: str, *, redacted: bool = False, open_: bool = False) -> str:
@@ -82,9 +80,7 @@ def thinking_html(text: str, *, redacted: bool = False, open_: bool = False) -> 
         title = "Thinking"
         body = render(text)
     opened = " open" if open_ else ""
-    return (
-        f'<details class="nbclaude-thinking"{opened}><summary>{title}</summary>{body}</details>'
-    )
+    return f'<details class="nbclaude-thinking"{opened}><summary>{title}</summary>{body}</details>'
 
 
 def _pre(text: str) -> str:
@@ -195,9 +191,7 @@ def notices(reply: Reply) -> list[str]:
         details = reply.stop_details
         category = getattr(details, "category", None)
         lines.append(
-            "Claude declined to answer (refusal"
-            + (f": {category}" if category else "")
-            + ")."
+            "Claude declined to answer (refusal" + (f": {category}" if category else "") + ")."
         )
     elif reply.stop_reason in STOP_NOTICES:
         lines.append(STOP_NOTICES[reply.stop_reason])

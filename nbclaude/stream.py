@@ -16,7 +16,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import anthropic
 import httpx2
@@ -134,8 +134,8 @@ class ReplyBuilder:
         elif kind == "content_block_delta":
             self._add_delta(event.index, event.delta)
         elif kind == "content_block_stop":
-            if (state := self._by_index.get(event.index)) is not None:
-                state.stopped = True
+            if (stopped := self._by_index.get(event.index)) is not None:
+                stopped.stopped = True
         elif kind == "message_delta":
             self._delta.update(event.delta.model_dump(exclude_none=True))
             usage = event.usage.model_dump(exclude_none=True) if event.usage else {}
@@ -190,7 +190,7 @@ class ReplyBuilder:
         data["content"] = [block.to_dict() for block in self.blocks]
         data["usage"] = self._usage or {"input_tokens": 0, "output_tokens": 0}
         # The SDK's own lenient constructor: block types newer than this SDK survive as-is.
-        return construct_type(type_=Message, value=data)  # type: ignore[no-any-return]
+        return cast(Message, construct_type(type_=Message, value=data))
 
     def reply(
         self,

@@ -313,4 +313,3 @@ class TerminalView:
             out.write(f"\n[{line}]\n")
         out.write(f"\n{reply.usage_summary.line()}\n")
         out.flush()
-

@@ -58,7 +58,8 @@ def test_error_event_after_200_keeps_the_partial_reply(
     assert isinstance(answer, Reply)
     assert answer.complete is False
     assert answer.text.startswith("Partial")
-    assert answer.error is not None and "overloaded_error" in answer.error
+    assert answer.error is not None
+    assert "overloaded_error" in answer.error
     assert len(error_lines(result)) == 1
     html = final_html(captured)
     assert "Partial" in html
@@ -80,7 +81,8 @@ def test_cut_or_truncated_stream_is_marked_incomplete(
     result, captured = run(ip_widget, "%%claude\nhi")
     answer = ip_widget.user_ns["_claude"]
     assert answer.complete is False
-    assert answer.text and "Half of the answer goes here.".startswith(answer.text)
+    assert answer.text
+    assert "Half of the answer goes here.".startswith(answer.text)
     assert words in str(answer.error)
     assert result.error_in_exec is not None
     assert "incomplete" in final_html(captured)
@@ -91,7 +93,7 @@ def test_read_timeout_mid_stream_keeps_the_partial_reply(
 ) -> None:
     ip_widget.run_cell("%config ClaudeMagics.timeout = 0.5", store_history=False)
     api_env.enqueue(stall_after(text_reply("Slow start then silence", chunk_size=4), 5, 5.0))
-    result, _ = run(ip_widget, "%%claude\nhi")
+    _result, _ = run(ip_widget, "%%claude\nhi")
     answer = ip_widget.user_ns["_claude"]
     assert answer.complete is False
     assert answer.text.startswith("Slow")
@@ -173,7 +175,7 @@ def test_stop_reasons_other_than_end_turn_show_a_notice(
 
 def test_refusal_shows_its_category(ip_widget: InteractiveShell, api_env: FakeServer) -> None:
     api_env.enqueue(replay(SSE_DIR / "refusal_response.txt", finish_last_event=True))
-    result, captured = run(ip_widget, "%%claude\nhi")
+    _result, captured = run(ip_widget, "%%claude\nhi")
     answer = ip_widget.user_ns["_claude"]
     assert answer.stop_reason == "refusal"
     html = final_html(captured)
@@ -197,7 +199,8 @@ def test_unknown_events_and_blocks_are_tolerated(
     result, captured = run(ip_widget, "%%claude\nhi")
     assert result.success, result.error_in_exec
     html = final_html(captured)
-    assert "Before." in html and "After." in html
+    assert "Before." in html
+    assert "After." in html
     assert "[hologram block not shown]" in html
     assert "<script>" not in html
     assert "telemetry_update" in html
@@ -222,7 +225,8 @@ def test_interrupt_closes_the_stream_and_keeps_the_partial_reply(
     assert "Interrupted" in lines[0]
     answer = ip_widget.user_ns["_claude"]
     assert answer.complete is False
-    assert answer.text and LONG_ANSWER.startswith(answer.text)
+    assert answer.text
+    assert LONG_ANSWER.startswith(answer.text)
     assert len(answer.text) < len(LONG_ANSWER)
     assert "Interrupted" in final_html(captured)
     record = api_env.requests[0]

@@ -73,15 +73,14 @@ def test_out_binds_the_same_object(ip: InteractiveShell, api_env: FakeServer) ->
     assert ip.user_ns["answer"] is ip.user_ns["_claude"]
 
 
-def test_config_model_and_flag_reach_the_request(
-    ip: InteractiveShell, api_env: FakeServer
-) -> None:
+def test_config_model_and_flag_reach_the_request(ip: InteractiveShell, api_env: FakeServer) -> None:
     ip.run_cell("%config ClaudeMagics.model = 'claude-haiku-4-5'", store_history=False)
     api_env.enqueue(text_reply("a"), text_reply("b"))
     run(ip, "%%claude\nfirst")
     run(ip, "%%claude --model claude-opus-4-5 --max-tokens 300\nsecond")
     first, second = (r.body for r in api_env.requests[-2:])
-    assert first is not None and second is not None
+    assert first is not None
+    assert second is not None
     assert first["model"] == "claude-haiku-4-5"
     assert second["model"] == "claude-opus-4-5"
     assert second["max_tokens"] == 300
@@ -94,7 +93,8 @@ def test_system_prompt_arrives_without_its_quotes(
     run(ip, '%%claude -s "You are terse. Answer in one line."\nhi')
     run(ip, "%%claude --system 'Single quotes too.'\nhi")
     bodies = [r.body for r in api_env.requests[-2:]]
-    assert bodies[0] is not None and bodies[1] is not None
+    assert bodies[0] is not None
+    assert bodies[1] is not None
     assert bodies[0]["system"] == "You are terse. Answer in one line."
     assert bodies[1]["system"] == "Single quotes too."
 
@@ -108,14 +108,16 @@ def test_thinking_budget_and_adaptive_thinking(ip: InteractiveShell, api_env: Fa
     assert result.success, result.error_in_exec
     run(ip, "%%claude -t\nagain")
     budget, adaptive = (r.body for r in api_env.requests[-2:])
-    assert budget is not None and adaptive is not None
+    assert budget is not None
+    assert adaptive is not None
     assert budget["thinking"] == {"type": "enabled", "budget_tokens": 2048, "display": "summarized"}
     assert adaptive["thinking"] == {"type": "adaptive", "display": "summarized"}
     answer = ip.user_ns["answer"]
     assert answer.thinking == "Let me compare them."
     assert answer.text == "Tuples are immutable."
     signatures = [b.signature for b in answer.content if b.type == "thinking"]
-    assert signatures and all(signatures)
+    assert signatures
+    assert all(signatures)
 
 
 @pytest.mark.parametrize(
@@ -149,7 +151,7 @@ def test_missing_key_is_one_line_and_sends_nothing(
     ip: InteractiveShell, api_env: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY")
-    result, captured = run(ip, "%%claude\nhello")
+    result, _captured = run(ip, "%%claude\nhello")
     assert type(result.error_in_exec) is UsageError
     assert "ANTHROPIC_API_KEY" in str(result.error_in_exec)
     assert api_env.requests == []

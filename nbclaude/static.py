@@ -68,8 +68,13 @@ def link(url: object, label: str) -> str:
     return f'<a href="{escape(href)}" target="_blank" rel="noopener noreferrer">{escape(label)}</a>'
 
 
-def thinking_html(text: str, *, redacted: bool = False, open_: bool = False) -> str:
-    """A foldable thinking section; a placeholder, never an empty box."""
+def thinking_html(
+    text: str, *, redacted: bool = False, open_: bool = False, rendered: str | None = None
+) -> str:
+    """A foldable thinking section; a placeholder, never an empty box.
+
+    ``rendered`` is the thinking's Markdown already rendered, when the caller has it.
+    """
     if redacted:
         title = "Thinking (redacted)"
         body = "<p><em>This thinking was encrypted by the API; it is kept in the reply.</em></p>"
@@ -78,7 +83,7 @@ def thinking_html(text: str, *, redacted: bool = False, open_: bool = False) -> 
         body = "<p><em>Claude thought, but the API returned no summary of it.</em></p>"
     else:
         title = "Thinking"
-        body = render(text)
+        body = render(text) if rendered is None else rendered
     opened = " open" if open_ else ""
     return f'<details class="nbclaude-thinking"{opened}><summary>{title}</summary>{body}</details>'
 
@@ -148,16 +153,28 @@ def citations_html(citations: Iterable[Mapping[str, Any]]) -> str:
     return f'<div class="nbclaude-usage"><small>Sources</small><ol>{"".join(items)}</ol></div>'
 
 
-def block_html(block: Mapping[str, Any], *, remote_images: bool = False) -> str:
-    """The static HTML of one content block, in the API's dict shape."""
+def block_html(
+    block: Mapping[str, Any], *, remote_images: bool = False, rendered: str | None = None
+) -> str:
+    """The static HTML of one content block, in the API's dict shape.
+
+    Args:
+        block: The block.
+        remote_images: Whether images in its Markdown load from the network.
+        rendered: The block's Markdown (text or thinking) already rendered, exactly as
+            :func:`nbclaude.markdown.render` would: the live view has it, and rendering a
+            long reply twice would double the cost of finishing it.
+    """
     kind = str(block.get("type"))
     if kind == "text":
-        html = render(str(block.get("text") or ""), remote_images=remote_images)
+        html = rendered
+        if html is None:
+            html = render(str(block.get("text") or ""), remote_images=remote_images)
         if block.get("citations"):
             html += citations_html(block["citations"])
         return html
     if kind == "thinking":
-        return thinking_html(str(block.get("thinking") or ""))
+        return thinking_html(str(block.get("thinking") or ""), rendered=rendered)
     if kind == "redacted_thinking":
         return thinking_html("", redacted=True)
     if kind in TOOL_USE_TYPES:
@@ -211,12 +228,21 @@ def notice_html(lines: Iterable[str]) -> str:
     return "".join(f'<div class="nbclaude-notice">⚠ {escape(line)}</div>' for line in lines)
 
 
-def static_html(reply: Reply) -> str:
-    """The whole reply as self-contained, sanitized HTML."""
+def static_html(reply: Reply, rendered: Mapping[int, str] | None = None) -> str:
+    """The whole reply as self-contained, sanitized HTML.
+
+    ``rendered`` maps a block's position in ``reply.content`` to its Markdown already
+    rendered (see :func:`block_html`).
+    """
     remote_images = reply.remote_images
+    done = rendered or {}
     body = "".join(
-        block_html(block.model_dump(exclude_none=True), remote_images=remote_images)
-        for block in reply.content
+        block_html(
+            block.model_dump(exclude_none=True, warnings=False),
+            remote_images=remote_images,
+            rendered=done.get(position),
+        )
+        for position, block in enumerate(reply.content)
     )
     return (
         f'<div class="nbclaude"><style>{CSS}</style>{body}'
@@ -230,6 +256,6 @@ def plain_text(reply: Reply) -> str:
     return reply.text + extra
 
 
-def static_bundle(reply: Reply) -> dict[str, str]:
+def static_bundle(reply: Reply, rendered: Mapping[int, str] | None = None) -> dict[str, str]:
     """The MIME bundle a finished cell keeps: ``text/html`` and ``text/plain``."""
-    return {"text/html": static_html(reply), "text/plain": plain_text(reply)}
+    return {"text/html": static_html(reply, rendered), "text/plain": plain_text(reply)}

@@ -124,11 +124,13 @@ class ReplyBuilder:
         """Fold one event from ``client.messages.create(stream=True)``."""
         kind = event.type
         if kind == "message_start":
-            self._start = event.message.model_dump(exclude_none=False)
+            self._start = event.message.model_dump(warnings=False)
             self._usage = dict(self._start.get("usage") or {})
         elif kind == "content_block_start":
             block = event.content_block
-            state = BlockState(event.index, block.type, block.model_dump(exclude_none=True))
+            state = BlockState(
+                event.index, block.type, block.model_dump(exclude_none=True, warnings=False)
+            )
             self.blocks.append(state)
             self._by_index[event.index] = state
         elif kind == "content_block_delta":
@@ -137,8 +139,8 @@ class ReplyBuilder:
             if (stopped := self._by_index.get(event.index)) is not None:
                 stopped.stopped = True
         elif kind == "message_delta":
-            self._delta.update(event.delta.model_dump(exclude_none=True))
-            usage = event.usage.model_dump(exclude_none=True) if event.usage else {}
+            self._delta.update(event.delta.model_dump(exclude_none=True, warnings=False))
+            usage = event.usage.model_dump(exclude_none=True, warnings=False) if event.usage else {}
             self._usage.update(usage)
         elif kind == "message_stop":
             self.complete = True
@@ -161,7 +163,7 @@ class ReplyBuilder:
             state.signature += delta.signature
             return
         elif kind == "citations_delta":
-            state.citations.append(delta.citation.model_dump(exclude_none=True))
+            state.citations.append(delta.citation.model_dump(exclude_none=True, warnings=False))
             return
         else:
             self.unknown.append(str(kind))

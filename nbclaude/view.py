@@ -1,12 +1,13 @@
 """Showing a reply while it streams: a live widget in notebooks, plain text in a terminal.
 
-The live widget never re-sends what the browser already has. Its body is a box of HTML
-segments: each finished Markdown block is appended to the last ("live") segment once, the open
-block is re-rendered after it, and when the live segment passes :data:`SEAL_AT` characters it
-is sealed and a new one starts. Updates are throttled (first at once, then at most every
-``min_interval`` seconds, backing off when rendering is slow); the caller flushes at the end
-by calling :meth:`WidgetView.finish`, which replaces the widget with the static view through
-the same display id so the saved notebook needs no widget support.
+The live widget never re-sends what the browser already has. Finished Markdown blocks go
+into the current frozen segment, an HTML widget that is sealed once it holds
+:data:`SEAL_AT` characters; sealed segments are never touched again, and they are grouped in
+chapter boxes of :data:`CHAPTER_SIZE` so no children list grows with the reply. The open
+block is re-rendered into a separate tail widget, so sealing re-sends nothing. Refreshes are
+throttled (:class:`Throttle`), and :meth:`WidgetView.finish` replaces the widget with the
+static view through the same display id, reusing the HTML rendered while streaming, so the
+saved notebook needs no widget support and a long reply is rendered once.
 
 This is the only module that touches ipywidgets; the request runs outside any
 ``with output:`` block, in the cell's own thread.
@@ -21,21 +22,39 @@ from typing import Protocol, TextIO
 
 import ipywidgets as widgets
 from IPython.display import DisplayHandle, display
+from ipywidgets.widgets.widget_string import HTMLStyle
 
-from .markdown import IncrementalRenderer
+from .markdown import IncrementalRenderer, Update
 from .reply import Reply
 from .static import CSS, block_html, notices, static_bundle, thinking_html
 from .stream import BlockState, ReplyBuilder
+from .worker import RemoteRenderer, RenderWorker, WorkerError
 
-__all__ = ["SEAL_AT", "Segments", "TerminalView", "Throttle", "View", "WidgetView"]
+__all__ = [
+    "CHAPTER_SIZE",
+    "SEAL_AT",
+    "Segments",
+    "TerminalView",
+    "Throttle",
+    "View",
+    "WidgetView",
+]
 
 Clock = Callable[[], float]
 
-SEAL_AT = 2048
-"""Characters of frozen HTML after which the live segment is sealed and a new one begins."""
+SEAL_AT = 4096
+"""Characters of frozen HTML after which a segment is sealed and a new one begins."""
 
-FOOTER_INTERVAL = 0.5
+CHAPTER_SIZE = 32
+"""Sealed segments per chapter box: bounds the size of every children update."""
+
+FOOTER_INTERVAL = 1.0
 """Seconds between footer updates (elapsed time, token count); text updates come faster."""
+
+CATCH_UP_TIMEOUT = 5.0
+"""Seconds the view waits for the render worker when it must be current (a block ended)."""
+
+Renderer = IncrementalRenderer | RemoteRenderer
 
 
 class View(Protocol):
@@ -52,14 +71,17 @@ class View(Protocol):
 
 
 class Throttle:
-    """Decides when a live view refreshes: at once, then at most every ``interval`` seconds.
+    """Decides when a live view refreshes.
 
-    A slow refresh stretches the interval to four times its own cost (up to ``longest``),
-    so a slow front end or a huge open block cannot make rendering eat the stream.
+    Never more often than every ``interval`` seconds (stretched to four times the cost of
+    the last refresh, so slow rendering cannot eat the stream), and only once the new
+    content is at least half of what a refresh re-sends, or ``longest`` seconds have
+    passed: that keeps the bytes sent within about twice the reply when it comes fast, and
+    a slow reply still moves a few times a second.
     """
 
     def __init__(
-        self, interval: float = 0.05, *, longest: float = 1.0, clock: Clock = time.monotonic
+        self, interval: float = 0.08, *, longest: float = 0.25, clock: Clock = time.monotonic
     ) -> None:
         self.interval = interval
         self._base = interval
@@ -67,59 +89,107 @@ class Throttle:
         self._clock = clock
         self._last: float | None = None
 
-    def due(self) -> bool:
-        """Whether enough time has passed since the last refresh."""
-        return self._last is None or self._clock() - self._last >= self.interval
+    def due(self, fresh: int = 1, resend: int = 0) -> bool:
+        """Whether to refresh now.
+
+        Args:
+            fresh: Characters that arrived since the last refresh.
+            resend: Characters a refresh would send again (the open segment and tail).
+        """
+        if self._last is None:
+            return True
+        elapsed = self._clock() - self._last
+        if elapsed < self.interval:
+            return False
+        return 2 * fresh >= resend or elapsed >= self._longest
 
     def record(self, started: float) -> None:
         """Note that a refresh that began at ``started`` just ended."""
         ended = self._clock()
         self._last = ended
-        self.interval = min(self._longest, max(self._base, 4 * (ended - started)))
+        self.interval = min(1.0, max(self._base, 4 * (ended - started)))
 
 
 class Segments:
-    """HTML segment widgets in a box: frozen HTML is sent once, only the tail is re-sent."""
+    """Frozen HTML in segment widgets grouped in chapters, then one tail widget.
 
-    def __init__(self, box: widgets.Box, *, seal_at: int = SEAL_AT) -> None:
+    Args:
+        box: The box to fill; its children become the chapters and the tail.
+        seal_at: Characters after which the open segment is sealed.
+        chapter_size: Segments per chapter.
+    """
+
+    def __init__(
+        self, box: widgets.Box, *, seal_at: int = SEAL_AT, chapter_size: int = CHAPTER_SIZE
+    ) -> None:
         self.box = box
         self._seal_at = seal_at
-        self._frozen: list[str] = []
-        self._frozen_size = 0
+        self._chapter_size = chapter_size
+        # One layout and style for every segment: each would otherwise open two more models.
+        self._layout = widgets.Layout()
+        self._style = HTMLStyle()
+        self._chapters: list[widgets.VBox] = []
+        self._segment: widgets.HTML | None = None
+        self._segment_html = ""
+        self._pending: list[str] = []
         self._tail = ""
-        self._live: widgets.HTML | None = None
-        self._shown = ""
+        self._tail_widget: widgets.HTML | None = None
+        self.widgets: list[widgets.Widget] = [self._layout, self._style]
+        """Every widget made here, to close at the end."""
+
+    @property
+    def resend_size(self) -> int:
+        """Characters a flush sends again: the open segment and the tail."""
+        return len(self._segment_html) + len(self._tail)
 
     def freeze(self, html: str) -> None:
         """Append HTML that will never change."""
         if html:
-            self._frozen.append(html)
-            self._frozen_size += len(html)
+            self._pending.append(html)
 
     def set_tail(self, html: str) -> None:
         """Replace the HTML of the open part after everything frozen."""
         self._tail = html
 
     def flush(self) -> None:
-        """Send what changed: a new live value, sealing the segment when it is full."""
-        if self._live is None:
-            if not self._frozen and not self._tail:
+        """Send what changed: new frozen HTML once, and the tail if it changed."""
+        if self._pending:
+            fresh = "".join(self._pending)
+            self._pending.clear()
+            if self._segment is not None and len(self._segment_html) < self._seal_at:
+                self._segment_html += fresh
+                self._segment.value = self._segment_html
+            else:
+                self._segment_html = fresh
+                self._segment = self._new_html(fresh)
+                self._add_segment(self._segment)
+        tail_widget = self._tail_widget
+        if tail_widget is None:
+            if not self._tail:
                 return
-            self._live = widgets.HTML()
-            self.box.children = (*self.box.children, self._live)
-        if self._frozen_size >= self._seal_at:
-            sealed = "".join(self._frozen)
-            if sealed != self._shown:
-                self._live.value = sealed
-            self._frozen.clear()
-            self._frozen_size = 0
-            self._shown = ""
-            self._live = widgets.HTML()
-            self.box.children = (*self.box.children, self._live)
-        value = "".join(self._frozen) + self._tail
-        if value != self._shown:
-            self._live.value = value
-            self._shown = value
+            tail_widget = self._tail_widget = self._new_html(self._tail)
+            self._layout_children()
+        elif tail_widget.value != self._tail:
+            tail_widget.value = self._tail
+
+    def _new_html(self, value: str) -> widgets.HTML:
+        widget = widgets.HTML(value=value, layout=self._layout, style=self._style)
+        self.widgets.append(widget)
+        return widget
+
+    def _add_segment(self, segment: widgets.HTML) -> None:
+        if not self._chapters or len(self._chapters[-1].children) >= self._chapter_size:
+            chapter = widgets.VBox(children=(segment,), layout=self._layout)
+            self.widgets.append(chapter)
+            self._chapters.append(chapter)
+            self._layout_children()
+        else:
+            chapter = self._chapters[-1]
+            chapter.children = (*chapter.children, segment)
+
+    def _layout_children(self) -> None:
+        tail = () if self._tail_widget is None else (self._tail_widget,)
+        self.box.children = (*self._chapters, *tail)
 
 
 class _BlockProgress:
@@ -127,24 +197,31 @@ class _BlockProgress:
 
     __slots__ = ("chunks", "done", "renderer")
 
-    def __init__(self, renderer: IncrementalRenderer | None) -> None:
+    def __init__(self, renderer: Renderer | None) -> None:
         self.renderer = renderer
         self.chunks = 0
         self.done = False
 
 
 class WidgetView:
-    """The live widget: thinking that folds, a Markdown body, a footer with time and tokens."""
+    """The live widget: thinking that folds, a Markdown body, a footer with time and tokens.
+
+    Markdown is rendered by ``worker`` when one is given and ready, else in the kernel.
+    """
 
     def __init__(
         self,
         *,
         clock: Clock = time.monotonic,
-        min_interval: float = 0.05,
+        min_interval: float = 0.08,
         seal_at: int = SEAL_AT,
         remote_images: bool = False,
+        worker: RenderWorker | None = None,
     ) -> None:
         self._clock = clock
+        # A worker renders on another core; one still starting up is not waited for.
+        self._worker = worker if worker is not None and worker.ready else None
+        self._session = self._worker.session() if self._worker is not None else 0
         self._throttle = Throttle(min_interval, clock=clock)
         self._remote_images = remote_images
         self._started = clock()
@@ -164,6 +241,9 @@ class WidgetView:
         self._body_segments = Segments(self.body, seal_at=seal_at)
         self._progress: list[_BlockProgress] = []
         self._answer_started = False
+        self._painted = False
+        self._shown_chars = 0
+        self._builder: ReplyBuilder | None = None
         self._handle: DisplayHandle | None = None
         self.refreshes = 0
         """How many times the widget was refreshed while streaming."""
@@ -174,15 +254,21 @@ class WidgetView:
         self._handle = display(self.root, display_id=True)
 
     def on_event(self, builder: ReplyBuilder) -> None:
-        """Refresh if the throttle allows it."""
-        if self._throttle.due():
+        """Refresh if the throttle allows it; the first content is shown at once."""
+        first_content = not self._painted and builder.chars > 0
+        fresh = builder.chars - self._shown_chars
+        resend = self._body_segments.resend_size + self._thinking_segments.resend_size
+        if first_content or self._throttle.due(fresh, resend):
             started = self._clock()
             self.refresh(builder)
+            self._painted = builder.chars > 0
             self._throttle.record(started)
 
     def refresh(self, builder: ReplyBuilder) -> None:
         """Bring the widget up to date with everything the builder holds."""
         self.refreshes += 1
+        self._builder = builder
+        self._shown_chars = builder.chars
         for index, block in enumerate(builder.blocks):
             if index == len(self._progress):
                 self._progress.append(self._begin(block))
@@ -205,7 +291,7 @@ class WidgetView:
             if self.thinking.layout.display == "none":
                 self.thinking.layout.display = None
                 self.thinking.selected_index = 0
-            renderer = IncrementalRenderer() if block.type == "thinking" else None
+            renderer = self._renderer(block.index) if block.type == "thinking" else None
             return _BlockProgress(renderer)
         if not self._answer_started:
             self._answer_started = True
@@ -213,8 +299,26 @@ class WidgetView:
                 self.thinking.selected_index = None
                 self.thinking.titles = ("Thinking",)
         if block.type == "text":
-            return _BlockProgress(IncrementalRenderer(remote_images=self._remote_images))
+            return _BlockProgress(self._renderer(block.index, remote_images=self._remote_images))
         return _BlockProgress(None)
+
+    def _renderer(self, index: int, *, remote_images: bool = False) -> Renderer:
+        if self._worker is not None:
+            return RemoteRenderer(self._worker, (self._session, index), remote_images=remote_images)
+        return IncrementalRenderer(remote_images=remote_images)
+
+    def _update(self, progress: _BlockProgress, *, current: bool) -> Update | None:
+        """The renderer's update; ``None`` if its worker failed (the end renders it anew)."""
+        renderer = progress.renderer
+        assert renderer is not None
+        if isinstance(renderer, IncrementalRenderer):
+            return renderer.update()
+        try:
+            return renderer.update(wait=current, timeout=CATCH_UP_TIMEOUT)
+        except WorkerError:
+            progress.renderer = None
+            progress.done = True
+            return None
 
     def _show(self, block: BlockState, progress: _BlockProgress) -> None:
         thinking = block.type in {"thinking", "redacted_thinking"}
@@ -224,7 +328,10 @@ class WidgetView:
             for chunk in block.chunks[progress.chunks :]:
                 renderer.append(chunk)
             progress.chunks = len(block.chunks)
-            update = renderer.update()
+            # Wait for a worker when it matters: the first text, and a block's last tail.
+            update = self._update(progress, current=block.stopped or not self._painted)
+            if update is None:
+                return
             segments.freeze(update.frozen)
             tail = update.tail
         elif block.type == "redacted_thinking":
@@ -240,12 +347,33 @@ class WidgetView:
 
     def finish(self, reply: Reply) -> None:
         """Replace the widget with the static view and close it."""
-        bundle = static_bundle(reply)
+        bundle = static_bundle(reply, self._rendered())
         if self._handle is not None:
             self._handle.update(bundle, raw=True)
         else:
             display(bundle, raw=True)
         self._close()
+
+    def _rendered(self) -> dict[int, str]:
+        """The exact final HTML of each Markdown block, from the renderers used live.
+
+        A block whose worker failed is left out: the static view renders it itself.
+        """
+        rendered = {}
+        blocks = self._builder.blocks if self._builder is not None else []
+        for position, (block, progress) in enumerate(zip(blocks, self._progress, strict=False)):
+            renderer = progress.renderer
+            if renderer is None:
+                continue
+            for chunk in block.chunks[progress.chunks :]:
+                renderer.append(chunk)
+            progress.chunks = len(block.chunks)
+            progress.renderer = None
+            try:
+                rendered[position] = renderer.finish()
+            except WorkerError:
+                continue
+        return rendered
 
     def abandon(self) -> None:
         """Remove the widget when the call failed before there was anything to show."""
@@ -254,11 +382,14 @@ class WidgetView:
         self._close()
 
     def _close(self) -> None:
+        for progress in self._progress:
+            if isinstance(progress.renderer, RemoteRenderer):
+                progress.renderer.close()
         for segments in (self._thinking_segments, self._body_segments):
-            for child in segments.box.children:
-                child.close()
-        for widget in self.root.children:
-            widget.close()
+            for widget in segments.widgets:
+                widget.close()
+        for child in self.root.children:
+            child.close()
         self.root.close()
 
 

@@ -68,3 +68,12 @@ def _no_real_api(monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing in the suite may reach the real API, whatever the caller's environment."""
     if "ANTHROPIC_BASE_URL" not in os.environ:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _stop_render_worker() -> Iterator[None]:
+    """The magic starts a shared render worker process; stop it when the suite ends."""
+    yield
+    from nbclaude.worker import stop_shared_worker
+
+    stop_shared_worker()

@@ -1,0 +1,283 @@
+"""How much does showing a long reply cost? Prints the figures DESIGN.md sets targets for.
+
+    python benchmarks/bench_stream.py [--size 400000]
+
+Everything runs on this machine: the fake Messages API on 127.0.0.1 serves a ~400 KB
+Markdown reply, and a real Jupyter kernel runs ``%%claude`` against it while this process
+reads the kernel's iopub messages, which is exactly what a front end would receive.
+
+Figures, side by side in one run:
+
+* ``%%claude`` wall time divided by a bare SDK ``create(stream=True)`` loop over the same
+  stream, both run in the kernel (median of several runs).
+* Bytes of widget messages sent to the front end while streaming, divided by the final HTML
+  bytes (paced stream).
+* Widget messages per second while streaming (paced stream).
+* p99 time of one view update with 50 KB and with 500 KB of reply already shown.
+* Time from the first delta to the first paint (the first widget update that shows text).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from anthropic.types import RawContentBlockDeltaEvent, TextDelta
+from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.manager import KernelManager
+
+from nbclaude.testing import FakeServer, text_reply
+from nbclaude.view import WidgetView
+
+KEY = "sk-ant-bench-not-a-real-key"
+TIMEOUT = 600
+
+
+def markdown_reply(size: int) -> str:
+    """A deterministic Markdown reply of about ``size`` characters, shaped like a real one."""
+    parts: list[str] = []
+    total = 0
+    section = 0
+    while total < size:
+        section += 1
+        piece = (
+            f"## Section {section}: how the pieces fit\n\n"
+            f"Streaming *Markdown* is cheap when finished blocks are **frozen**: section "
+            f"{section} shows `inline code`, a [link](https://example.com/{section}) and "
+            "enough words to wrap across a line or two in a notebook.\n\n"
+            "- a tight list item\n- another item with `code`\n- a third, longer item that "
+            "keeps going for a while\n\n"
+            "| name | value | note |\n|---|---:|---|\n"
+            + "".join(f"| row {i} | {i * section} | fine |\n" for i in range(4))
+            + "\n```python\n"
+            f"def section_{section}(xs):\n    return [x * {section} for x in xs]\n"
+            "```\n\n"
+            "> A quote, to close the section, with a final sentence.\n\n"
+        )
+        parts.append(piece)
+        total += len(piece)
+    return "".join(parts)
+
+
+@contextmanager
+def kernel(server: FakeServer) -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    env.update(ANTHROPIC_BASE_URL=server.url, ANTHROPIC_API_KEY=KEY)
+    manager = KernelManager(kernel_name="python3")
+    manager.start_kernel(env=env)
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=TIMEOUT)
+        yield manager, client
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def execute(
+    client: BlockingKernelClient, code: str
+) -> tuple[dict[str, Any], list[tuple[float, dict[str, Any]]]]:
+    """Run ``code``; return its execute_reply and its iopub messages with receipt times."""
+    msg_id = client.execute(code)
+    messages: list[tuple[float, dict[str, Any]]] = []
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            msg = client.get_iopub_msg(timeout=1)
+        except queue.Empty:
+            continue
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        messages.append((time.monotonic(), msg))
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    reply = client.get_shell_msg(timeout=TIMEOUT)
+    if reply["content"]["status"] != "ok":
+        raise RuntimeError(f"cell failed: {reply['content']}")
+    return reply["content"], messages
+
+
+def printed(messages: list[tuple[float, dict[str, Any]]]) -> str:
+    return "".join(m["content"]["text"] for _, m in messages if m["msg_type"] == "stream")
+
+
+BARE_LOOP = """
+import time, anthropic
+_client = anthropic.Anthropic()
+_t = time.perf_counter()
+_parts = []
+with _client.messages.create(model="claude-sonnet-4-6", max_tokens=128000,
+        messages=[{"role": "user", "content": "bench"}], stream=True) as _stream:
+    for _event in _stream:
+        if _event.type == "content_block_delta" and _event.delta.type == "text_delta":
+            _parts.append(_event.delta.text)
+print(time.perf_counter() - _t, len("".join(_parts)))
+"""
+
+MAGIC = """
+import time
+_t = time.perf_counter()
+get_ipython().run_cell_magic("claude", "--max-tokens 128000", "bench")
+print(time.perf_counter() - _t, len(_claude.text))
+"""
+
+
+def wall_ratio(client: BlockingKernelClient, server: FakeServer, text: str, runs: int) -> None:
+    bare, magic = [], []
+    for _ in range(runs):
+        server.enqueue(text_reply(text, chunk_size=20))
+        _, messages = execute(client, BARE_LOOP)
+        seconds, length = printed(messages).split()
+        assert int(length) == len(text)
+        bare.append(float(seconds))
+        server.enqueue(text_reply(text, chunk_size=20))
+        _, messages = execute(client, MAGIC)
+        seconds, length = printed(messages).split()
+        assert int(length) == len(text)
+        magic.append(float(seconds))
+    b, m = statistics.median(bare), statistics.median(magic)
+    events = len(text) // 20
+    print(f"  reply: {len(text) / 1000:.0f} KB in {events:,} text deltas, unpaced, {runs} runs")
+    print(f"  bare SDK create(stream=True) loop   median {b:.3f} s")
+    print(f"  %%claude (widget view)               median {m:.3f} s")
+    print(f"  wall time ratio                      {m / b:.2f}   (target <= 1.2)")
+
+
+def message_bytes(msg: dict[str, Any]) -> int:
+    return len(json.dumps(msg["content"])) + sum(len(b) for b in msg.get("buffers") or [])
+
+
+def traffic(client: BlockingKernelClient, server: FakeServer, text: str, delay: float) -> None:
+    server.enqueue(text_reply(text, chunk_size=20, delay=delay))
+    _, messages = execute(client, MAGIC)
+    widget = [
+        (t, m) for t, m in messages if m["msg_type"] in {"comm_open", "comm_msg", "comm_close"}
+    ]
+    final = [m for _, m in messages if m["msg_type"] == "update_display_data"]
+    html = final[-1]["content"]["data"]["text/html"]
+    sent = sum(message_bytes(m) for _, m in widget)
+    span = widget[-1][0] - widget[0][0]
+    seconds = float(printed(messages).split()[0])
+    print(f"  reply: {len(text) / 1000:.0f} KB, one 20-char delta every {delay * 1000:g} ms")
+    print(f"  streamed in                          {seconds:.1f} s")
+    print(f"  widget messages                      {len(widget):,} ({sent / 1e6:.2f} MB)")
+    print(f"  final HTML                           {len(html) / 1e6:.2f} MB")
+    print(f"  bytes sent / final HTML              {sent / len(html):.2f}   (target <= 2)")
+    print(
+        f"  widget messages per second           {len(widget) / span:.1f}   (target <= 30)"
+    )
+
+
+def update_cost(text: str, at: int, samples: int = 300) -> list[float]:
+    """Seconds per refresh of a live view that already shows ``at`` characters."""
+    from nbclaude.stream import ReplyBuilder
+
+    clock = time.monotonic
+    view = WidgetView(min_interval=0.0)
+    builder = ReplyBuilder()
+    builder.add(_start_event())
+    builder.add(_block_start_event())
+    for start in range(0, at, 20):
+        builder.add(_delta(text[start : start + 20]))
+    view.refresh(builder)
+    costs = []
+    for i in range(samples):
+        offset = at + i * 20
+        builder.add(_delta(text[offset : offset + 20]))
+        started = clock()
+        view.refresh(builder)
+        costs.append(clock() - started)
+    return costs
+
+
+def first_paint(text: str) -> float:
+    """Seconds from the first delta reaching the builder to the first refresh showing it."""
+    from nbclaude.stream import ReplyBuilder
+
+    view = WidgetView()
+    builder = ReplyBuilder()
+    builder.add(_start_event())
+    view.on_event(builder)
+    builder.add(_block_start_event())
+    view.on_event(builder)
+    builder.add(_delta(text[:20]))
+    arrived = builder.first_delta_at
+    assert arrived is not None
+    view.on_event(builder)
+    painted = time.monotonic()
+    assert view.body.children, "the first delta was not painted at once"
+    return painted - arrived
+
+
+def _start_event() -> Any:
+    from anthropic.types import Message, RawMessageStartEvent, Usage
+
+    message = Message(
+        id="msg_bench",
+        type="message",
+        role="assistant",
+        model="claude-sonnet-4-6",
+        content=[],
+        usage=Usage(input_tokens=1, output_tokens=1),
+    )
+    return RawMessageStartEvent(type="message_start", message=message)
+
+
+def _block_start_event() -> Any:
+    from anthropic.types import RawContentBlockStartEvent, TextBlock
+
+    return RawContentBlockStartEvent(
+        type="content_block_start", index=0, content_block=TextBlock(type="text", text="")
+    )
+
+
+def _delta(piece: str) -> RawContentBlockDeltaEvent:
+    return RawContentBlockDeltaEvent(
+        type="content_block_delta", index=0, delta=TextDelta(type="text_delta", text=piece)
+    )
+
+
+def p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100)[98]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=400_000, help="reply size in characters")
+    parser.add_argument("--runs", type=int, default=3, help="runs for the wall-time ratio")
+    parser.add_argument(
+        "--delay", type=float, default=0.001, help="seconds between deltas when paced"
+    )
+    args = parser.parse_args()
+    text = markdown_reply(args.size)
+    print(f"nbclaude streaming benchmark, Python {sys.version.split()[0]}, {os.cpu_count()} cores")
+
+    print("\nView update cost (in process)")
+    long_text = markdown_reply(560_000)
+    for at in (50_000, 500_000):
+        costs = update_cost(long_text, at)
+        print(
+            f"  one update with {at // 1000:>3} KB shown       p99 {p99(costs) * 1000:.2f} ms, "
+            f"median {statistics.median(costs) * 1000:.2f} ms   (target < 5 ms, no growth)"
+        )
+    print(f"  first delta to first paint           {first_paint(text) * 1000:.2f} ms")
+
+    with FakeServer(max_response_seconds=TIMEOUT) as server, kernel(server) as (_, client):
+        execute(client, "%load_ext nbclaude\n%config ClaudeMagics.frontend = 'widget'")
+        print("\nWall time in a real kernel")
+        wall_ratio(client, server, text, args.runs)
+        print("\nTraffic to the front end, paced")
+        traffic(client, server, text, args.delay)
+
+
+if __name__ == "__main__":
+    main()

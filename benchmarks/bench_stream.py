@@ -34,37 +34,11 @@ from anthropic.types import RawContentBlockDeltaEvent, TextDelta
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
-from nbclaude.testing import FakeServer, text_reply
+from nbclaude.testing import FakeServer, long_markdown, text_reply
 from nbclaude.view import WidgetView
 
 KEY = "sk-ant-bench-not-a-real-key"
 TIMEOUT = 600
-
-
-def markdown_reply(size: int) -> str:
-    """A deterministic Markdown reply of about ``size`` characters, shaped like a real one."""
-    parts: list[str] = []
-    total = 0
-    section = 0
-    while total < size:
-        section += 1
-        piece = (
-            f"## Section {section}: how the pieces fit\n\n"
-            f"Streaming *Markdown* is cheap when finished blocks are **frozen**: section "
-            f"{section} shows `inline code`, a [link](https://example.com/{section}) and "
-            "enough words to wrap across a line or two in a notebook.\n\n"
-            "- a tight list item\n- another item with `code`\n- a third, longer item that "
-            "keeps going for a while\n\n"
-            "| name | value | note |\n|---|---:|---|\n"
-            + "".join(f"| row {i} | {i * section} | fine |\n" for i in range(4))
-            + "\n```python\n"
-            f"def section_{section}(xs):\n    return [x * {section} for x in xs]\n"
-            "```\n\n"
-            "> A quote, to close the section, with a final sentence.\n\n"
-        )
-        parts.append(piece)
-        total += len(piece)
-    return "".join(parts)
 
 
 @contextmanager
@@ -172,9 +146,7 @@ def traffic(client: BlockingKernelClient, server: FakeServer, text: str, delay: 
     print(f"  widget messages                      {len(widget):,} ({sent / 1e6:.2f} MB)")
     print(f"  final HTML                           {len(html) / 1e6:.2f} MB")
     print(f"  bytes sent / final HTML              {sent / len(html):.2f}   (target <= 2)")
-    print(
-        f"  widget messages per second           {len(widget) / span:.1f}   (target <= 30)"
-    )
+    print(f"  widget messages per second           {len(widget) / span:.1f}   (target <= 30)")
 
 
 def update_cost(text: str, at: int, samples: int = 300) -> list[float]:
@@ -258,11 +230,11 @@ def main() -> None:
         "--delay", type=float, default=0.001, help="seconds between deltas when paced"
     )
     args = parser.parse_args()
-    text = markdown_reply(args.size)
+    text = long_markdown(args.size)
     print(f"nbclaude streaming benchmark, Python {sys.version.split()[0]}, {os.cpu_count()} cores")
 
     print("\nView update cost (in process)")
-    long_text = markdown_reply(560_000)
+    long_text = long_markdown(560_000)
     for at in (50_000, 500_000):
         costs = update_cost(long_text, at)
         print(

@@ -67,6 +67,7 @@ __all__ = [
     "cut_after",
     "error_after",
     "http_error",
+    "long_markdown",
     "main",
     "paced",
     "redacted_thinking",
@@ -403,6 +404,41 @@ def unknown_event(name: str, data: Mapping[str, Any] | None = None) -> SSEEvent:
         The step.
     """
     return SSEEvent(name, {"type": name, **(data or {})})
+
+
+def long_markdown(size: int) -> str:
+    """A deterministic Markdown reply of about ``size`` characters, shaped like a real one.
+
+    Each section has a heading, a paragraph with inline code, emphasis and a link, a list,
+    a table, a fenced code block and a quote: the blocks a long answer is made of.
+
+    Args:
+        size: The least number of characters to produce.
+
+    Returns:
+        The Markdown text.
+    """
+    parts: list[str] = []
+    total = 0
+    section = 0
+    while total < size:
+        section += 1
+        rows = "".join(f"| row {i} | {i * section} | fine |\n" for i in range(4))
+        piece = (
+            f"## Section {section}: how the pieces fit\n\n"
+            f"Streaming *Markdown* is cheap when finished blocks are **frozen**: section "
+            f"{section} shows `inline code`, a [link](https://example.com/{section}) and "
+            "enough words to wrap across a line or two in a notebook.\n\n"
+            "- a tight list item\n- another item with `code`\n- a third, longer item that "
+            "keeps going for a while\n\n"
+            f"| name | value | note |\n|---|---:|---|\n{rows}\n"
+            f"```python\ndef section_{section}(xs):\n    return [x * {section} for x in xs]\n"
+            "```\n\n"
+            "> A quote, to close the section, with a final sentence.\n\n"
+        )
+        parts.append(piece)
+        total += len(piece)
+    return "".join(parts)
 
 
 def _estimate_tokens(chars: int) -> int:

@@ -4,7 +4,9 @@ The live widget never re-sends what the browser already has. Finished Markdown b
 into the current frozen segment, an HTML widget that is sealed once it holds
 :data:`SEAL_AT` characters; sealed segments are never touched again, and they are grouped in
 chapter boxes of :data:`CHAPTER_SIZE` so no children list grows with the reply. The open
-block is re-rendered into a separate tail widget, so sealing re-sends nothing. Refreshes are
+block is re-rendered into a separate tail widget, so sealing re-sends nothing. Segments are
+``HTMLMath`` widgets: the front end typesets math in a segment when it changes, never the
+whole reply. Refreshes are
 throttled (:class:`Throttle`), and :meth:`WidgetView.finish` replaces the widget with the
 static view through the same display id, reusing the HTML rendered while streaming, so the
 saved notebook needs no widget support and a long reply is rendered once.
@@ -22,7 +24,7 @@ from typing import Protocol, TextIO
 
 import ipywidgets as widgets
 from IPython.display import DisplayHandle, display
-from ipywidgets.widgets.widget_string import HTMLStyle
+from ipywidgets.widgets.widget_string import HTMLMathStyle
 
 from .markdown import IncrementalRenderer, Update
 from .reply import Reply
@@ -127,13 +129,13 @@ class Segments:
         self._chapter_size = chapter_size
         # One layout and style for every segment: each would otherwise open two more models.
         self._layout = widgets.Layout()
-        self._style = HTMLStyle()
+        self._style = HTMLMathStyle()
         self._chapters: list[widgets.VBox] = []
-        self._segment: widgets.HTML | None = None
+        self._segment: widgets.HTMLMath | None = None
         self._segment_html = ""
         self._pending: list[str] = []
         self._tail = ""
-        self._tail_widget: widgets.HTML | None = None
+        self._tail_widget: widgets.HTMLMath | None = None
         self.widgets: list[widgets.Widget] = [self._layout, self._style]
         """Every widget made here, to close at the end."""
 
@@ -172,12 +174,14 @@ class Segments:
         elif tail_widget.value != self._tail:
             tail_widget.value = self._tail
 
-    def _new_html(self, value: str) -> widgets.HTML:
-        widget = widgets.HTML(value=value, layout=self._layout, style=self._style)
+    def _new_html(self, value: str) -> widgets.HTMLMath:
+        # HTMLMath typesets its own content when it changes: math in a segment is typeset
+        # once, and only the tail's is typeset again on each update.
+        widget = widgets.HTMLMath(value=value, layout=self._layout, style=self._style)
         self.widgets.append(widget)
         return widget
 
-    def _add_segment(self, segment: widgets.HTML) -> None:
+    def _add_segment(self, segment: widgets.HTMLMath) -> None:
         if not self._chapters or len(self._chapters[-1].children) >= self._chapter_size:
             chapter = widgets.VBox(children=(segment,), layout=self._layout)
             self.widgets.append(chapter)

@@ -98,6 +98,7 @@ def test_public_names_are_pinned() -> None:
         "cut_after",
         "error_after",
         "http_error",
+        "long_markdown",
         "main",
         "paced",
         "redacted_thinking",

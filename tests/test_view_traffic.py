@@ -1,0 +1,140 @@
+"""What the live view sends to the front end grows linearly with the reply.
+
+Widget messages leave the kernel through a comm; the ``comm`` package lets a kernel supply
+its own by replacing ``comm.create_comm``, which is what ipykernel does. Here a comm that
+records each message's size stands in for the front end, and the view's clock is a
+simulated one that advances a fixed time per stream event: the counts are then exact and
+repeatable, with no sleeping and no timing in the assertions.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import comm
+import pytest
+from anthropic.types import (
+    Message,
+    RawContentBlockDeltaEvent,
+    RawContentBlockStartEvent,
+    RawContentBlockStopEvent,
+    RawMessageStartEvent,
+    TextBlock,
+    TextDelta,
+    Usage,
+)
+from comm.base_comm import BaseComm
+
+from nbclaude.markdown import render
+from nbclaude.stream import ReplyBuilder
+from nbclaude.testing import long_markdown
+from nbclaude.view import WidgetView
+
+
+class RecordingComm(BaseComm):
+    """A comm that keeps the size of every message instead of publishing it."""
+
+    sent: list[tuple[str, int]] = []  # noqa: RUF012 - shared on purpose, reset by the fixture
+
+    def publish_msg(
+        self,
+        msg_type: str,
+        data: Any = None,
+        metadata: Any = None,
+        buffers: Any = None,
+        **keys: Any,
+    ) -> None:
+        size = len(json.dumps(data, default=str)) + sum(len(b) for b in buffers or [])
+        RecordingComm.sent.append((msg_type, size))
+
+
+@pytest.fixture
+def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    RecordingComm.sent = []
+    monkeypatch.setattr(comm, "create_comm", RecordingComm)
+    return RecordingComm.sent
+
+
+class SimulatedClock:
+    """A clock that moves only when told: one tick per stream event."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def stream_into_view(text: str, seconds_per_delta: float, chunk: int = 20) -> WidgetView:
+    """Feed ``text`` as text deltas through a builder into a live view, then finish it."""
+    clock = SimulatedClock()
+    view = WidgetView(clock=clock)
+    builder = ReplyBuilder(clock=clock)
+    message = Message(
+        id="msg_traffic",
+        type="message",
+        role="assistant",
+        model="claude-sonnet-4-6",
+        content=[],
+        usage=Usage(input_tokens=1, output_tokens=1),
+    )
+    events: list[Any] = [
+        RawMessageStartEvent(type="message_start", message=message),
+        RawContentBlockStartEvent(
+            type="content_block_start", index=0, content_block=TextBlock(type="text", text="")
+        ),
+    ]
+    events += [
+        RawContentBlockDeltaEvent(
+            type="content_block_delta",
+            index=0,
+            delta=TextDelta(type="text_delta", text=text[start : start + chunk]),
+        )
+        for start in range(0, len(text), chunk)
+    ]
+    events.append(RawContentBlockStopEvent(type="content_block_stop", index=0))
+    for event in events:
+        clock.now += seconds_per_delta
+        builder.add(event)
+        view.on_event(builder)
+    view.refresh(builder)
+    return view
+
+
+def traffic(sent: list[tuple[str, int]]) -> tuple[int, int]:
+    return len(sent), sum(size for _, size in sent)
+
+
+@pytest.mark.parametrize("seconds_per_delta", [0.001, 0.01], ids=["fast", "reading-pace"])
+def test_messages_and_bytes_grow_linearly_with_the_reply(
+    recorded: list[tuple[str, int]], seconds_per_delta: float
+) -> None:
+    short, long = long_markdown(50_000), long_markdown(200_000)
+    stream_into_view(short, seconds_per_delta)
+    short_messages, short_bytes = traffic(recorded)
+    recorded.clear()
+    stream_into_view(long, seconds_per_delta)
+    long_messages, long_bytes = traffic(recorded)
+
+    growth = len(long) / len(short)
+    # Linear: four times the reply, about four times the traffic (quadratic would be 16).
+    assert long_messages <= 1.5 * growth * short_messages
+    assert long_bytes <= 1.5 * growth * short_bytes
+
+
+def test_bytes_sent_stay_within_twice_the_html_when_fast(
+    recorded: list[tuple[str, int]],
+) -> None:
+    text = long_markdown(200_000)
+    stream_into_view(text, 0.001)
+    _, sent = traffic(recorded)
+    assert sent <= 2 * len(render(text))
+
+
+def test_a_slow_reply_still_refreshes_several_times_a_second(
+    recorded: list[tuple[str, int]],
+) -> None:
+    text = long_markdown(5_000)
+    view = stream_into_view(text, 0.02, chunk=5)  # 1,000 deltas over 20 simulated seconds
+    assert view.refreshes >= 4 * 20

@@ -16,9 +16,11 @@ import json
 import keyword
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from anthropic.types import ModelInfo
 
 from .reply import Price, Reply, price_for
 
@@ -34,6 +36,7 @@ __all__ = [
     "fill_templates",
     "format_value",
     "markdown_table",
+    "models_table",
     "resolve_model",
     "template_names",
 ]
@@ -127,12 +130,40 @@ def resolve_model(name: str, aliases: Mapping[str, str] | None = None) -> str:
     return {**ALIASES, **(aliases or {})}.get(name, name)
 
 
+def models_table(models: Iterable[ModelInfo], aliases: Mapping[str, str] | None = None) -> str:
+    """The models the API offers, as ``%claude models`` prints them, with their aliases.
+
+    Args:
+        models: What ``client.models.list()`` returned.
+        aliases: Extra or overriding aliases, merged over :data:`ALIASES`.
+
+    Returns:
+        A fixed-width text table, then any alias whose model the API did not list.
+    """
+    table = {**ALIASES, **(aliases or {})}
+    rows = [("model", "name", "released", "aliases")]
+    listed = set()
+    for model in models:
+        listed.add(model.id)
+        names = ", ".join(sorted(alias for alias, target in table.items() if target == model.id))
+        rows.append((model.id, model.display_name, model.created_at.date().isoformat(), names))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    missing = [f"{alias} → {target}" for alias, target in table.items() if target not in listed]
+    if missing:
+        lines += ["", "Aliases for models not listed: " + ", ".join(sorted(missing)) + "."]
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- templates
 
 _NAME = r"[^\W\d]\w*"
 _TEMPLATE = re.compile(
     # Not inside a longer run of braces: f"{{{x}}}" is code, not a template.
-    rf"(?<!\{{)\{{\{{[ \t]*(?P<path>{_NAME}(?:\.{_NAME})*)[ \t]*\}}\}}(?!\}})"
+    r"(?<!\{)\{\{[ \t]*(?P<path>" + _NAME + r"(?:\." + _NAME + r")*)[ \t]*\}\}(?!\})"
 )
 
 
@@ -153,9 +184,7 @@ def template_names(text: str) -> list[str]:
     Returns:
         Each ``{{ name.attr }}`` path, without braces or spaces.
     """
-    return [
-        match["path"] for match in _TEMPLATE.finditer(text) if _is_template(match["path"])
-    ]
+    return [match["path"] for match in _TEMPLATE.finditer(text) if _is_template(match["path"])]
 
 
 def fill_templates(text: str, namespace: Mapping[str, Any]) -> str:
@@ -382,7 +411,4 @@ class DryRun:
             )
         else:
             line += f" · no known price for {model}"
-        return (
-            "Dry run: nothing was sent to the Messages API.\n"
-            f"POST /v1/messages\n{body}\n{line}"
-        )
+        return f"Dry run: nothing was sent to the Messages API.\nPOST /v1/messages\n{body}\n{line}"

@@ -73,8 +73,8 @@ def test_a_dead_worker_is_reported_not_waited_on(worker: RenderWorker) -> None:
     renderer.update(wait=True)
     worker._process.kill()
     worker._process.wait(timeout=10)
+    renderer.append("more\n")
     with pytest.raises(WorkerError):
-        renderer.append("more\n")
         renderer.finish(timeout=10)
 
 

@@ -1,0 +1,356 @@
+"""The run log: one record per Messages API call a ``%%claude`` cell made, and their totals.
+
+Every call is recorded, whether it finished, failed or was interrupted: when it started,
+the ``%%claude`` line, the exact request body, usage, cost, time to first token, duration,
+stop reason, and whether the reply was complete. Dry runs send no Messages call and are not
+recorded.
+
+The log is a sequence of frozen :class:`Run` records; :meth:`RunLog.to_dataframe` makes a
+pandas DataFrame of them when pandas is installed, and displaying the log (or
+``%claude usage``) shows a table of the calls and their totals. Nothing here imports
+IPython.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import importlib
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from typing import Any, overload
+
+from .reply import Reply
+
+__all__ = ["Run", "RunLog", "Started", "Totals"]
+
+
+def _local_now() -> datetime:
+    return datetime.now().astimezone()
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """When a call began, taken just before the request was sent."""
+
+    at: datetime
+    """Wall-clock time, timezone-aware."""
+    clock: float
+    """The log's monotonic clock at that moment, for measuring calls that fail early."""
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One Messages API call made by a ``%%claude`` cell."""
+
+    started_at: datetime
+    """When the request was sent (local time, timezone-aware)."""
+    model: str
+    """The model that answered, or the model asked for if no answer began."""
+    flags: str
+    """The ``%%claude`` line's flags as typed."""
+    chat: str | None
+    """The conversation the call continued, or ``None`` for a one-off cell."""
+    request: Mapping[str, Any]
+    """The exact request body sent (a private copy; treat it as read-only)."""
+    input_tokens: int
+    """Uncached input tokens."""
+    output_tokens: int
+    """Output tokens, thinking included."""
+    cache_read_tokens: int
+    """Input tokens read from the prompt cache."""
+    cache_write_tokens: int
+    """Input tokens written to the prompt cache."""
+    thinking_tokens: int | None
+    """Output tokens spent thinking, when the API reported them."""
+    cost: float | None
+    """US dollars at list price, or ``None`` when the model's price is unknown."""
+    time_to_first_token: float | None
+    """Seconds from the request to the first content delta, if one arrived."""
+    duration: float
+    """Seconds from the request to the end of the call, however it ended."""
+    stop_reason: str | None
+    """The API's stop reason, if the reply got that far."""
+    complete: bool
+    """Whether the reply streamed to the end (``message_stop``) without error."""
+    error: str | None
+    """``None``, or the one line that said what went wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """The sums over every call in a run log."""
+
+    calls: int
+    """How many calls were made."""
+    failed: int
+    """How many of them did not complete."""
+    input_tokens: int
+    """Uncached input tokens."""
+    output_tokens: int
+    """Output tokens, thinking included."""
+    cache_read_tokens: int
+    """Input tokens read from the prompt cache."""
+    cache_write_tokens: int
+    """Input tokens written to the prompt cache."""
+    cost: float
+    """US dollars at list price, over the calls whose price is known."""
+    unpriced: int
+    """How many calls used a model with no known price (left out of ``cost``)."""
+    duration: float
+    """Seconds spent in calls, added up."""
+
+
+_COLUMNS = (
+    "#",
+    "time",
+    "model",
+    "chat",
+    "input",
+    "output",
+    "cache read",
+    "cache write",
+    "cost",
+    "first token",
+    "duration",
+    "stop",
+    "complete",
+)
+
+_NUMERIC = frozenset(range(4, 11))
+"""The columns of numbers (tokens, cost, times), right-aligned in the text table."""
+
+
+class RunLog(Sequence[Run]):
+    """Every call of a session, oldest first. Indexing and iteration give :class:`Run`s.
+
+    Args:
+        clock: Monotonic seconds, for durations of calls that fail before streaming.
+        now: Wall-clock time, for :attr:`Run.started_at`.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = _local_now,
+    ) -> None:
+        self._clock = clock
+        self._now = now
+        self._runs: list[Run] = []
+
+    @overload
+    def __getitem__(self, index: int) -> Run: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Run]: ...
+
+    def __getitem__(self, index: int | slice) -> Run | list[Run]:
+        return self._runs[index]
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def __iter__(self) -> Iterator[Run]:
+        return iter(list(self._runs))
+
+    def __repr__(self) -> str:
+        return f"<RunLog: {len(self._runs)} calls>"
+
+    def start(self) -> Started:
+        """Note the moment a call begins; pass the result to :meth:`record`."""
+        return Started(self._now(), self._clock())
+
+    def record(
+        self,
+        started: Started,
+        request: Mapping[str, Any],
+        *,
+        flags: str = "",
+        chat: str | None = None,
+        reply: Reply | None = None,
+        error: str | None = None,
+    ) -> Run:
+        """Add one call: its reply (complete or partial), or the error that stopped it early.
+
+        Args:
+            started: What :meth:`start` returned before the request was sent.
+            request: The request body sent.
+            flags: The ``%%claude`` line.
+            chat: The conversation, if any.
+            reply: The reply, if the stream began; its usage, timing and error are used.
+            error: Why the call failed before any reply, when there is no reply.
+
+        Returns:
+            The new record.
+        """
+        request = copy.deepcopy(dict(request))
+        if reply is not None:
+            usage = reply.usage_summary
+            run = Run(
+                started_at=started.at,
+                model=reply.model or str(request.get("model", "")),
+                flags=flags,
+                chat=chat,
+                request=request,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cache_read_tokens=usage.cache_read_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
+                thinking_tokens=usage.thinking_tokens,
+                cost=usage.cost,
+                time_to_first_token=usage.time_to_first_token,
+                duration=usage.duration,
+                stop_reason=reply.stop_reason,
+                complete=reply.complete,
+                error=reply.error,
+            )
+        else:
+            run = Run(
+                started_at=started.at,
+                model=str(request.get("model", "")),
+                flags=flags,
+                chat=chat,
+                request=request,
+                input_tokens=0,
+                output_tokens=0,
+                cache_read_tokens=0,
+                cache_write_tokens=0,
+                thinking_tokens=None,
+                cost=None,
+                time_to_first_token=None,
+                duration=max(0.0, self._clock() - started.clock),
+                stop_reason=None,
+                complete=False,
+                error=error or "The call failed before a reply began.",
+            )
+        self._runs.append(run)
+        return run
+
+    def clear(self) -> None:
+        """Forget every record."""
+        self._runs.clear()
+
+    def totals(self) -> Totals:
+        """Tokens, cost and time summed over every call."""
+        runs = self._runs
+        return Totals(
+            calls=len(runs),
+            failed=sum(not run.complete for run in runs),
+            input_tokens=sum(run.input_tokens for run in runs),
+            output_tokens=sum(run.output_tokens for run in runs),
+            cache_read_tokens=sum(run.cache_read_tokens for run in runs),
+            cache_write_tokens=sum(run.cache_write_tokens for run in runs),
+            cost=sum(run.cost for run in runs if run.cost is not None),
+            unpriced=sum(run.cost is None for run in runs),
+            duration=sum(run.duration for run in runs),
+        )
+
+    def to_dataframe(self) -> Any:
+        """The records as a ``pandas.DataFrame``, one row per call, one column per field.
+
+        Raises:
+            ModuleNotFoundError: If pandas is not installed.
+        """
+        try:
+            pandas = importlib.import_module("pandas")
+        except ModuleNotFoundError as exc:
+            raise ModuleNotFoundError(
+                "RunLog.to_dataframe needs pandas: pip install pandas. "
+                "The records themselves are in list(log).",
+                name="pandas",
+            ) from exc
+        columns = [field.name for field in fields(Run)]
+        return pandas.DataFrame([asdict(run) for run in self._runs], columns=columns)
+
+    # ---- the usage table
+
+    def rows(self) -> list[tuple[str, ...]]:
+        """The usage table as text cells: one row per call, then the totals row."""
+        rows = [_row(number, run) for number, run in enumerate(self._runs, start=1)]
+        totals = self.totals()
+        cost = f"${totals.cost:.4f}" + (" *" if totals.unpriced else "")
+        failed = f"{totals.calls - totals.failed}/{totals.calls}"
+        rows.append(
+            (
+                "total",
+                "",
+                "",
+                "",
+                f"{totals.input_tokens:,}",
+                f"{totals.output_tokens:,}",
+                f"{totals.cache_read_tokens:,}",
+                f"{totals.cache_write_tokens:,}",
+                cost,
+                "",
+                f"{totals.duration:.2f}s",
+                "",
+                failed,
+            )
+        )
+        return rows
+
+    def text_table(self) -> str:
+        """The usage table as fixed-width plain text."""
+        if not self._runs:
+            return "No calls yet."
+        rows = [_COLUMNS, *self.rows()]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+        lines = [
+            "  ".join(
+                cell.rjust(width) if column in _NUMERIC else cell.ljust(width)
+                for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+            ).rstrip()
+            for row in rows
+        ]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines.insert(-1, lines[1])
+        return "\n".join(lines) + self._footnote()
+
+    def html_table(self) -> str:
+        """The usage table as an HTML ``<table>``, every value escaped."""
+        if not self._runs:
+            return "<p>No calls yet.</p>"
+        head = "".join(f"<th>{html.escape(name)}</th>" for name in _COLUMNS)
+        body = []
+        rows = self.rows()
+        for number, row in enumerate(rows, start=1):
+            cells = "".join(f"<td>{html.escape(cell)}</td>" for cell in row)
+            attrs = ' class="nbclaude-total"' if number == len(rows) else ""
+            body.append(f"<tr{attrs}>{cells}</tr>")
+        note = self._footnote().strip()
+        footnote = f"<p>{html.escape(note)}</p>" if note else ""
+        return (
+            '<table class="nbclaude-runs">'
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{footnote}"
+        )
+
+    def _footnote(self) -> str:
+        unpriced = self.totals().unpriced
+        if not unpriced:
+            return ""
+        calls = "call" if unpriced == 1 else "calls"
+        return f"\n* {unpriced} {calls} with no known price left out of the cost."
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/html": self.html_table(), "text/plain": self.text_table()}
+
+
+def _row(number: int, run: Run) -> tuple[str, ...]:
+    return (
+        str(number),
+        run.started_at.strftime("%H:%M:%S"),
+        run.model,
+        run.chat or "",
+        f"{run.input_tokens:,}",
+        f"{run.output_tokens:,}",
+        f"{run.cache_read_tokens:,}",
+        f"{run.cache_write_tokens:,}",
+        "—" if run.cost is None else f"${run.cost:.4f}",
+        "—" if run.time_to_first_token is None else f"{run.time_to_first_token:.2f}s",
+        f"{run.duration:.2f}s",
+        run.stop_reason or "",
+        "yes" if run.complete else "no",
+    )

@@ -56,7 +56,10 @@ def test_reply_is_bound_as_a_message_and_the_cell_returns_nothing(
 
 
 def test_prompt_is_sent_exactly_as_typed(ip: InteractiveShell, api_env: FakeServer) -> None:
-    prompt = 'Fix this:\n\ndef f(x): return {"a": x, "b": {0}}.format(x)\n  f"{x!r}" {} {{x+1}} {{ 2 }}\n'
+    prompt = (
+        'Fix this:\n\ndef f(x): return {"a": x, "b": {0}}.format(x)\n'
+        '  f"{x!r}" {} {{x+1}} {{ 2 }}\n'
+    )
     api_env.enqueue(text_reply("ok"))
     result, _ = run(ip, "%%claude\n" + prompt)
     assert result.success, result.error_in_exec

@@ -1,0 +1,753 @@
+"""Markdown for Claude's replies: one safe parser, and a renderer that streams.
+
+:func:`make_parser` builds the one configured markdown-it parser: the ``js-default``
+preset (raw HTML off, so HTML written by the model shows as text), tables and
+strikethrough, an allowlist of link schemes, links that open in a new tab without a
+referrer, images shown as links unless remote images are allowed, Pygments
+highlighting for fenced code, and TeX math (``$…$``, ``$$…$$``, ``\\(…\\)``,
+``\\[…\\]``) passed through verbatim for MathJax or KaTeX to typeset, while the
+dollars and backslashes of ordinary text are kept from being typeset ("costs $5 and
+$10"). :func:`render` is the one-shot reference rendering.
+
+:class:`IncrementalRenderer` renders a reply while it streams, at a cost that follows
+the open end of the reply rather than its length. It freezes every finished top-level
+block, once, and re-renders only the open tail. Where one block ends and the next
+begins is read from markdown-it's own top-level tokens over *complete lines only*: a
+partial last line can fake a block start (``#`` vs ``#tag``, ``2`` vs ``2.``), and
+lines still to come can change the block they follow (a setext underline, a table's
+delimiter row, a list item or lazy continuation line, a fence's closing line). So the
+last top-level block of the complete lines stays open, and everything before it is
+frozen. Blocks before the last one are final, because markdown-it decides where a block
+ends from lines up to the first line of the next block, all of them complete. The one
+block that reads further is a link reference definition, whose title may start on the
+next line and end lines later: a definition stays open with the blocks that follow it
+until a blank line.
+
+Invariants, for any way of cutting the text into chunks:
+
+1. :meth:`IncrementalRenderer.finish` returns ``render(text)``, byte for byte.
+2. After every :meth:`IncrementalRenderer.update`, the frozen HTML so far plus the
+   latest tail equals ``render(text so far)``, with one documented exception:
+   a frozen block that uses a link reference (``[label]``, ``[text][label]``,
+   ``![alt][label]``) defined *later* in the reply keeps the rendering it had when it
+   was frozen (plain text, where the label was not yet defined) until
+   :meth:`~IncrementalRenderer.finish`, which then renders the whole text once more,
+   so that the final HTML is exact. The tail itself is always exact: it is rendered
+   with every definition seen so far.
+
+The renderer works with any markdown-it parser whose rules are local to a block,
+which the parser here is. Rules that keep state across the whole document (footnotes
+numbered in order of use, heading anchors made unique) cannot be exact while
+streaming; when a parse leaves anything in ``env`` besides link references,
+:meth:`~IncrementalRenderer.finish` renders the whole text once, so invariant 1 still
+holds. Block rules that consume lines without emitting a top-level token, other than
+link reference definitions, are not supported.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import re
+from collections import ChainMap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+from weakref import WeakKeyDictionary
+
+from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
+from markdown_it.renderer import RendererHTML
+from markdown_it.rules_block import StateBlock
+from markdown_it.rules_core import StateCore, block, normalize
+from markdown_it.rules_inline import StateInline
+from markdown_it.token import Token
+from markdown_it.utils import EnvType, OptionsDict
+from pygments import highlight as pygments_highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexer import Lexer
+from pygments.lexers import get_lexer_by_name
+from pygments.token import (
+    STANDARD_TYPES,
+    Comment,
+    Error,
+    Generic,
+    Keyword,
+    Name,
+    Number,
+    Operator,
+    String,
+)
+from pygments.util import ClassNotFound
+
+__all__ = [
+    "HIGHLIGHT_CSS",
+    "IncrementalRenderer",
+    "Update",
+    "make_parser",
+    "render",
+]
+
+
+# --------------------------------------------------------------------------------------
+# Links and images
+# --------------------------------------------------------------------------------------
+
+_SAFE_SCHEMES: Final = frozenset({"http", "https", "mailto"})
+"""URL schemes a link or image may use. URLs without a scheme (relative, ``#anchor``,
+``//host``) are allowed too; everything else (``javascript:``, ``vbscript:``,
+``data:``, ``file:``, ``blob:``, app-launching schemes) is refused."""
+
+_SCHEME_RE: Final = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*):")
+
+# Browsers drop ASCII tab and newline anywhere in a URL, and C0 controls and spaces
+# around it, before they look at the scheme: "java\tscript:" is "javascript:".
+_URL_IGNORED_RE: Final = re.compile(r"[\t\n\r]")
+_URL_TRIMMED: Final = "".join(map(chr, range(0x21)))
+
+_LINK_ATTRS: Final = (("rel", "noopener noreferrer"), ("target", "_blank"))
+_IMAGE_MARK: Final = "\N{FRAME WITH PICTURE}"
+
+
+def _is_safe_url(url: str) -> bool:
+    """Say whether a link or image may point at ``url``.
+
+    Args:
+        url: The destination, normalized by markdown-it (entities decoded,
+            unsafe characters percent-encoded).
+
+    Returns:
+        ``True`` for URLs without a scheme and for the schemes in ``_SAFE_SCHEMES``.
+    """
+    url = _URL_IGNORED_RE.sub("", url).strip(_URL_TRIMMED)
+    match = _SCHEME_RE.match(url)
+    return match is None or match.group(1).lower() in _SAFE_SCHEMES
+
+
+class _UntrustedMarkdownIt(MarkdownIt):
+    """A parser for Markdown written by someone else: links keep to safe schemes."""
+
+    def validateLink(self, url: str) -> bool:  # noqa: N802 (markdown-it's name)
+        """Refuse any scheme outside the allowlist, ``data:image/…`` included."""
+        return _is_safe_url(url)
+
+
+def _render_link_open(
+    self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
+    """Open links in a new tab, with no access to the notebook and no referrer."""
+    token = tokens[idx]
+    for name, value in _LINK_ATTRS:
+        token.attrSet(name, value)
+    return self.renderToken(tokens, idx, options, env)
+
+
+def _render_image_as_link(
+    self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
+    """Show an image as a link to it, so that nothing is fetched until the user clicks.
+
+    An image inside a link (a badge) shows as its label alone: links do not nest.
+    """
+    token = tokens[idx]
+    src = str(token.attrGet("src") or "")
+    label = (
+        _IMAGE_MARK + " " + escapeHtml(self.renderInlineAsText(token.children, options, env) or src)
+    )
+    if _inside_link(tokens, idx):
+        return label
+    link = Token("link_open", "a", 1, attrs={"href": src})
+    title = token.attrGet("title")
+    if title is not None:
+        link.attrSet("title", title)
+    for name, value in _LINK_ATTRS:
+        link.attrSet(name, value)
+    return "<a" + self.renderAttrs(link) + ">" + label + "</a>"
+
+
+def _inside_link(tokens: Sequence[Token], idx: int) -> bool:
+    """Say whether ``tokens[idx]`` lies between a ``link_open`` and its ``link_close``."""
+    depth = 0
+    for token in tokens[:idx]:
+        if token.type == "link_open":
+            depth += 1
+        elif token.type == "link_close":
+            depth -= 1
+    return depth > 0
+
+
+# Each literal "$" and "\\" of the text goes into a span of its own. Front ends typeset
+# TeX in HTML outputs (JupyterLab does, with "$" and "\\(" as delimiters), and would
+# pair the dollars of "costs $5 and $10" into math. MathJax and KaTeX never pair
+# delimiters across elements, and MathJax skips the "mathjax_ignore" class (the
+# convention pandas uses for the same problem in tables).
+_TEX_GUARD: Final = str.maketrans(
+    {char: f'<span class="mathjax_ignore">{char}</span>' for char in "$\\"}
+)
+
+
+def _render_text(
+    self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
+    """Escape text, and keep it from being typeset as math by the front end."""
+    return escapeHtml(tokens[idx].content).translate(_TEX_GUARD)
+
+
+# --------------------------------------------------------------------------------------
+# Math
+# --------------------------------------------------------------------------------------
+
+# Where each math delimiter closes: the first closer outside a backslash pair, so that
+# "\$" inside "$…$" and "\\" before ")" do not close.
+_CLOSER_RES: Final = {
+    "$": re.compile(r"(?:[^\\$]|\\.)*\$", re.DOTALL),
+    "$$": re.compile(r"(?:[^\\$]|\\.|\$(?!\$))*\$\$", re.DOTALL),
+    "\\)": re.compile(r"(?:[^\\]|\\[^)])*\\\)", re.DOTALL),
+    "\\]": re.compile(r"(?:[^\\]|\\[^\]])*\\\]", re.DOTALL),
+}
+
+# (opener, closer, display); "$$" before "$" so that the longer opener wins.
+_INLINE_MATH: Final = (
+    ("\\(", "\\)", False),
+    ("\\[", "\\]", True),
+    ("$$", "$$", True),
+    ("$", "$", False),
+)
+_BLOCK_MATH: Final = (("$$", "$$"), ("\\[", "\\]"))
+
+_UNCLOSED: Final[WeakKeyDictionary[StateInline, dict[tuple[str, int], int]]] = WeakKeyDictionary()
+"""For each inline parse and (closer, end of range): the first position from which the
+closer was not found. An opener after it cannot close either (the scan from there
+would have stopped at it, or passed its delimiters as a backslash pair), so it is not
+scanned again: without this, "\\( \\( \\( …" would take quadratic time."""
+
+
+def _math_inline(state: StateInline, silent: bool) -> bool:
+    """Inline rule: TeX math between ``$``, ``$$``, ``\\(``…``\\)`` or ``\\[``…``\\]``.
+
+    The source between the delimiters is kept verbatim: no emphasis, no escapes.
+    ``$…$`` follows pandoc, so that prices stay text: the opening ``$`` is not
+    followed by whitespace, the closing ``$`` (the first one not escaped) is not
+    preceded by whitespace nor followed by a digit, else there is no math at all.
+    """
+    src, start, end = state.src, state.pos, state.posMax
+    delimiters = next((d for d in _INLINE_MATH if src.startswith(d[0], start, end)), None)
+    if delimiters is None:
+        return False
+    opener, closer, display = delimiters
+
+    content_start = start + len(opener)
+    unclosed = _UNCLOSED.setdefault(state, {})
+    if content_start >= unclosed.get((closer, end), end + 1):
+        return False
+    match = _CLOSER_RES[closer].match(src, content_start, end)
+    if match is None:
+        unclosed[closer, end] = min(content_start, unclosed.get((closer, end), end))
+        return False
+    content_end = match.end() - len(closer)
+    content = src[content_start:content_end]
+    if not content.strip():
+        return False
+    if opener == "$" and (
+        content[0].isspace()
+        or content[-1].isspace()
+        or (match.end() < end and src[match.end()].isdigit())
+    ):
+        return False
+
+    if not silent:
+        token = state.push("math_display" if display else "math_inline", "math", 0)
+        token.content = content
+        token.markup = opener
+    state.pos = match.end()
+    return True
+
+
+def _math_block(state: StateBlock, start_line: int, end_line: int, silent: bool) -> bool:
+    """Block rule: display math on lines of its own, between ``$$`` or ``\\[``…``\\]``.
+
+    Either the whole line is the math (``$$ x $$``), or the opener stands alone on its
+    line and the math runs to the first line ending with the closer, or, like a fenced
+    code block, to the end of its container. A line with text after the opener and no
+    closer is left to the inline rule.
+    """
+    if state.is_code_block(start_line):
+        return False
+    first = state.src[
+        state.bMarks[start_line] + state.tShift[start_line] : state.eMarks[start_line]
+    ]
+    delimiters = next((d for d in _BLOCK_MATH if first.startswith(d[0])), None)
+    if delimiters is None:
+        return False
+    opener, closer = delimiters
+
+    rest = first[len(opener) :]
+    match = _CLOSER_RES[closer].match(rest)
+    if match is not None:
+        content = rest[: match.end() - len(closer)]
+        if not content.strip() or rest[match.end() :].strip():
+            return False
+    elif rest.strip():
+        return False
+    if silent:
+        return True
+
+    next_line = start_line + 1
+    if match is None:
+        closing: str | None = None
+        while next_line < end_line:
+            begin = state.bMarks[next_line] + state.tShift[next_line]
+            line_end = state.eMarks[next_line]
+            if begin < line_end and state.sCount[next_line] < state.blkIndent:
+                break  # the container ends here: "- $$" then an unindented line
+            line = state.src[begin:line_end].rstrip()
+            if line.endswith(closer):
+                closing = line[: -len(closer)]
+                break
+            next_line += 1
+        content = state.getLines(start_line + 1, next_line, state.sCount[start_line], True)
+        if closing is not None:
+            content += closing
+            next_line += 1
+
+    token = state.push("math_block", "math", 0)
+    token.block = True
+    token.content = content
+    token.markup = opener
+    token.map = [start_line, next_line]
+    state.line = next_line
+    return True
+
+
+def _render_math_inline(
+    self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
+    """Inline math, delimited for MathJax and KaTeX."""
+    return '<span class="math inline">\\(' + escapeHtml(tokens[idx].content) + "\\)</span>"
+
+
+def _render_math_display(
+    self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
+    """Display math inside a paragraph."""
+    return '<span class="math display">\\[' + escapeHtml(tokens[idx].content) + "\\]</span>"
+
+
+def _render_math_block(
+    self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
+    """Display math on lines of its own."""
+    return '<div class="math display">\\[' + escapeHtml(tokens[idx].content) + "\\]</div>\n"
+
+
+# --------------------------------------------------------------------------------------
+# Code highlighting
+# --------------------------------------------------------------------------------------
+
+# Spans with Pygments' short class names ("k", "s2", …), no wrapper: markdown-it wraps
+# them in <pre><code class="language-…">.
+_FORMATTER: Final = HtmlFormatter(nowrap=True)
+
+
+@functools.lru_cache(maxsize=128)
+def _lexer(language: str) -> Lexer | None:
+    """The Pygments lexer for a fence's language name, or ``None`` if there is none."""
+    try:
+        # Keep the code as written: no stripped blank lines, no added final newline.
+        lexer: Lexer = get_lexer_by_name(language, stripnl=False, ensurenl=False)
+    except ClassNotFound:
+        return None
+    return lexer
+
+
+def _highlight(code: str, language: str, attrs: str) -> str:
+    """markdown-it's ``highlight`` option: escaped, highlighted HTML, or ``""``.
+
+    Returns:
+        Pygments token spans for a known language; ``""`` otherwise, which makes
+        markdown-it escape the code as plain text.
+    """
+    lexer = _lexer(language) if language else None
+    if lexer is None:
+        return ""
+    html: str = pygments_highlight(code, lexer, _FORMATTER)
+    # The formatter ends the last line even when the code does not (an open fence).
+    return html if code.endswith("\n") else html.removesuffix("\n")
+
+
+# Each colour role: the JupyterLab variable for it (so code in a reply looks like code
+# in a cell, in any JupyterLab theme), then fallbacks for front ends without those
+# variables, for light and for dark backgrounds (GitHub's Primer palettes).
+_ROLES: Final = {
+    "keyword": ("keyword", "#cf222e", "#ff7b72"),
+    "constant": ("number", "#0550ae", "#79c0ff"),
+    "builtin": ("builtin", "#0550ae", "#79c0ff"),
+    "definition": ("def", "#8250df", "#d2a8ff"),
+    "type": ("def", "#953800", "#ffa657"),
+    "variable": ("variable-2", "#953800", "#ffa657"),
+    "string": ("string", "#0a3069", "#a5d6ff"),
+    "comment": ("comment", "#6e7781", "#8b949e"),
+    "operator": ("operator", "#cf222e", "#ff7b72"),
+    "meta": ("meta", "#6e7781", "#8b949e"),
+    "tag": ("tag", "#116329", "#7ee787"),
+    "attribute": ("attribute", "#8250df", "#d2a8ff"),
+    "heading": ("header", "#0550ae", "#79c0ff"),
+    "error": ("error", "#82071e", "#ffa198"),
+    "inserted": (None, "#116329", "#7ee787"),
+    "deleted": (None, "#82071e", "#ffa198"),
+}
+
+# Token type, colour role, further declarations. A token takes the entry of its most
+# specific ancestor; tokens without one (plain names, punctuation) keep the text colour.
+_TOKEN_STYLES: Final = (
+    (Keyword, "keyword", ""),
+    (Keyword.Constant, "constant", ""),
+    (Keyword.Type, "type", ""),
+    (Name.Builtin, "builtin", ""),
+    (Name.Function, "definition", ""),
+    (Name.Class, "type", ""),
+    (Name.Exception, "type", ""),
+    (Name.Namespace, "type", ""),
+    (Name.Decorator, "definition", ""),
+    (Name.Constant, "constant", ""),
+    (Name.Variable, "variable", ""),
+    (Name.Tag, "tag", ""),
+    (Name.Attribute, "attribute", ""),
+    (String, "string", ""),
+    (Number, "constant", ""),
+    (Operator, "operator", ""),
+    (Operator.Word, "keyword", ""),
+    (Comment, "comment", "font-style: italic"),
+    (Comment.Preproc, "meta", ""),
+    (Comment.PreprocFile, "string", ""),
+    (Generic.Deleted, "deleted", ""),
+    (Generic.Inserted, "inserted", ""),
+    (Generic.Heading, "heading", "font-weight: bold"),
+    (Generic.Subheading, "heading", "font-weight: bold"),
+    (Generic.Emph, None, "font-style: italic"),
+    (Generic.Strong, None, "font-weight: bold"),
+    (Generic.Error, "error", ""),
+    (Generic.Traceback, "error", ""),
+    (Generic.Prompt, "meta", "font-weight: bold"),
+    (Generic.Output, "comment", ""),
+    (Error, "error", ""),
+)
+
+_DARK_SELECTORS: Final = (
+    '[data-jp-theme-light="false"] .nbclaude',  # JupyterLab and Notebook 7
+    "body.vscode-dark .nbclaude",
+)
+_LIGHT_SELECTORS: Final = (
+    '[data-jp-theme-light="true"] .nbclaude',
+    "body.vscode-light .nbclaude",
+)
+
+
+def _highlight_css() -> str:
+    """Build :data:`HIGHLIGHT_CSS` from ``_ROLES`` and ``_TOKEN_STYLES``."""
+
+    def palette(selectors: Sequence[str], dark: bool, indent: str = "") -> str:
+        declarations = "".join(
+            f"{indent}  --nbclaude-code-{role}: {colours[2 if dark else 1]};\n"
+            for role, colours in _ROLES.items()
+        )
+        head = ",\n".join(indent + selector for selector in selectors)
+        return head + " {\n" + declarations + indent + "}\n"
+
+    rules: dict[tuple[str | None, str], list[str]] = {}
+    for token_type, short_class in STANDARD_TYPES.items():
+        ancestors = [entry for entry in _TOKEN_STYLES if token_type in entry[0]]
+        if short_class and ancestors:
+            _, role, extra = max(ancestors, key=lambda entry: len(entry[0]))
+            rules.setdefault((role, extra), []).append(short_class)
+
+    blocks = []
+    for (role, extra), classes in rules.items():
+        declarations = []
+        if role is not None:
+            variable, _, _ = _ROLES[role]
+            fallback = f"var(--nbclaude-code-{role})"
+            colour = (
+                f"var(--jp-mirror-editor-{variable}-color, {fallback})" if variable else fallback
+            )
+            declarations.append(f"color: {colour}")
+        if extra:
+            declarations.append(extra)
+        selectors = ", ".join(f".nbclaude pre .{name}" for name in sorted(classes))
+        blocks.append(f"{selectors} {{ {'; '.join(declarations)}; }}\n")
+
+    dark_media = (
+        "@media (prefers-color-scheme: dark) {\n" + palette([".nbclaude"], True, "  ") + "}\n"
+    )
+    return (
+        "/* nbclaude: Pygments token colours for fenced code. */\n"
+        + palette([".nbclaude"], False)
+        + dark_media
+        + palette(_DARK_SELECTORS, True)
+        + palette(_LIGHT_SELECTORS, False)
+        + "".join(blocks)
+    )
+
+
+HIGHLIGHT_CSS: Final[str] = _highlight_css()
+"""CSS for the Pygments classes in highlighted code, scoped under ``.nbclaude``.
+
+Colours follow JupyterLab's editor variables where they exist (so code in a reply
+matches code in a cell, in any JupyterLab theme); elsewhere they fall back to a light
+palette, or a dark one under ``prefers-color-scheme: dark``,
+``[data-jp-theme-light="false"]`` or VS Code's dark themes.
+"""
+
+
+# --------------------------------------------------------------------------------------
+# The parser
+# --------------------------------------------------------------------------------------
+
+
+def make_parser(*, remote_images: bool = False) -> MarkdownIt:
+    """Build the markdown-it parser for model output.
+
+    Args:
+        remote_images: Show images as ``<img>``, fetched from wherever they point.
+            By default an image is a link to its URL, labelled with its alt text.
+
+    Returns:
+        A new parser; configure a copy of your own rather than changing a shared one.
+    """
+    md = _UntrustedMarkdownIt("js-default", {"highlight": _highlight})
+    md.enable(["table", "strikethrough"])
+    md.block.ruler.after(
+        "fence",
+        "math_block",
+        _math_block,
+        {"alt": ["paragraph", "reference", "blockquote", "list"]},
+    )
+    md.inline.ruler.before("escape", "math_inline", _math_inline)
+    md.add_render_rule("link_open", _render_link_open)
+    md.add_render_rule("text", _render_text)
+    md.add_render_rule("math_inline", _render_math_inline)
+    md.add_render_rule("math_display", _render_math_display)
+    md.add_render_rule("math_block", _render_math_block)
+    if not remote_images:
+        md.add_render_rule("image", _render_image_as_link)
+    return md
+
+
+@functools.cache
+def _shared_parser(remote_images: bool) -> MarkdownIt:
+    return make_parser(remote_images=remote_images)
+
+
+def render(text: str, *, remote_images: bool = False) -> str:
+    """Render Markdown to HTML in one go: the reference for incremental rendering.
+
+    Args:
+        text: Markdown, typically a model's reply.
+        remote_images: See :func:`make_parser`.
+
+    Returns:
+        HTML, safe to insert into a page.
+    """
+    html: str = _shared_parser(remote_images).render(text)
+    return html
+
+
+# --------------------------------------------------------------------------------------
+# Incremental rendering
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """What changed in the HTML since the previous :meth:`IncrementalRenderer.update`."""
+
+    frozen: str
+    """HTML of the top-level blocks frozen since the previous update (often empty).
+
+    Append it after the frozen HTML sent so far: it never changes.
+    """
+    tail: str
+    """HTML of everything after the last frozen block, partial last line included.
+
+    It replaces the previous tail.
+    """
+
+
+_LINE_END_RE: Final = re.compile(r"\r\n?|\n")
+_REFERENCE_KEYS: Final = frozenset({"references", "duplicate_refs"})
+
+
+class IncrementalRenderer:
+    """Render Markdown as it streams in: finished blocks once, the open tail each time.
+
+    Call :meth:`append` with each piece of text, :meth:`update` whenever the display
+    should catch up, and :meth:`finish` for the final HTML. See the module docstring
+    for the invariants.
+
+    Attributes:
+        parsed_chars: How many characters this renderer has handed to the parser, in
+            total: a measure of its work that tests can count instead of timing.
+    """
+
+    def __init__(self, *, remote_images: bool = False, parser: MarkdownIt | None = None) -> None:
+        """Start with no text.
+
+        Args:
+            remote_images: See :func:`make_parser`.
+            parser: A parser to use instead of :func:`make_parser`'s; its rules must
+                be local to a block (see the module docstring).
+
+        Raises:
+            TypeError: If both ``parser`` and ``remote_images`` are given.
+        """
+        if parser is not None and remote_images:
+            raise TypeError("pass remote_images to make_parser(), not with a parser")
+        self._parser = parser if parser is not None else _shared_parser(remote_images)
+        self._frozen_source: list[str] = []
+        self._frozen_html: list[str] = []
+        self._open: list[str] = []
+        """Text after the frozen blocks, as appended; joined on demand."""
+        self._scanned = 0
+        """Length of the open text whose complete lines were last searched for blocks."""
+        self._references: dict[str, Any] = {}
+        """Link reference definitions of the frozen text, as markdown-it records them."""
+        self._references_for_brackets: int | None = None
+        """How many definitions the first frozen text with a "[" was rendered with."""
+        self._whole_document_state = False
+        """Whether a parse kept state other than link references in its env."""
+        self._tail: str | None = None
+        """The tail of the last update, until text is appended."""
+        self.parsed_chars = 0
+
+    @property
+    def text(self) -> str:
+        """Everything appended so far."""
+        return "".join(self._frozen_source) + self._open_text()
+
+    def append(self, text: str) -> None:
+        """Add text at the end of the reply; rendering waits for :meth:`update`."""
+        if text:
+            self._open.append(text)
+            self._tail = None
+
+    def update(self) -> Update:
+        """Freeze the blocks that have become final, and render the open tail.
+
+        Returns:
+            The newly frozen HTML and the new tail. The cost follows the size of the
+            open tail, not of the text so far.
+        """
+        if self._tail is not None:
+            return Update(frozen="", tail=self._tail)
+        source = self._open_text()
+        frozen = ""
+        complete = source.rfind("\n") + 1
+        if complete > self._scanned:
+            cut = self._last_block_start(source[:complete])
+            self._scanned = complete - cut
+            if cut:
+                frozen = self._freeze(source[:cut])
+                source = source[cut:]
+                self._open = [source]
+        self._tail = self._render(source, self._env())
+        return Update(frozen=frozen, tail=self._tail)
+
+    def finish(self) -> str:
+        """Return the final HTML: exactly ``render(self.text)`` with this parser.
+
+        The frozen HTML plus a last rendering of the tail, or, when a definition
+        arrived after a block that may use it (or the parser keeps document-wide
+        state), one rendering of the whole text. The renderer is left as it was.
+        """
+        env = self._env()
+        tail = self._render(self._open_text(), env)
+        definitions = len(self._references) + len(env["references"].maps[0])
+        if self._whole_document_state or (
+            self._references_for_brackets is not None
+            and definitions > self._references_for_brackets
+        ):
+            return self._render(self.text, {})
+        return "".join(self._frozen_html) + tail
+
+    def _open_text(self) -> str:
+        if len(self._open) > 1:
+            self._open = ["".join(self._open)]
+        return self._open[0] if self._open else ""
+
+    def _env(self) -> EnvType:
+        """A parse environment that knows the frozen definitions without copying them."""
+        return {"references": ChainMap({}, self._references)}
+
+    def _render(self, source: str, env: EnvType) -> str:
+        self.parsed_chars += len(source)
+        html: str = self._parser.render(source, env)
+        self._whole_document_state |= not _REFERENCE_KEYS.issuperset(env)
+        return html
+
+    def _freeze(self, source: str) -> str:
+        """Render finished blocks once and for all, keeping their link definitions."""
+        env = self._env()
+        html = self._render(source, env)
+        self._references.update(env["references"].maps[0])
+        if self._references_for_brackets is None and "[" in source:
+            self._references_for_brackets = len(self._references)
+        self._frozen_source.append(source)
+        self._frozen_html.append(html)
+        return html
+
+    def _last_block_start(self, source: str) -> int:
+        """Find where the last top-level block of ``source`` starts.
+
+        Args:
+            source: Complete lines of Markdown, right after the frozen text.
+
+        Returns:
+            The offset in ``source`` of the line where the last top-level block
+            starts (or of a link definition right before it): everything before it
+            can be frozen. ``0`` when there is a single block.
+        """
+        env = self._env()
+        self.parsed_chars += len(source)
+        state = StateCore(source, self._parser, env)
+        normalize(state)
+        block(state)
+
+        spans: list[tuple[int, int, bool]] = []
+        for token in state.tokens:
+            if token.level == 0 and token.nesting >= 0:
+                if token.map is None:
+                    return 0  # a block we cannot place: freeze nothing
+                spans.append((token.map[0], token.map[1], False))
+        # Definitions emit no token: find them in env, and skip those inside a block.
+        block_starts = [start for start, _, _ in spans]
+        definitions = [*env["references"].maps[0].values(), *env.get("duplicate_refs", ())]
+        for start, end in (definition["map"] for definition in definitions):
+            enclosing = bisect.bisect_right(block_starts, start) - 1
+            if enclosing < 0 or spans[enclosing][1] <= start:
+                spans.append((start, end, True))
+        spans.sort()
+
+        # A definition with more lines right after it may still gain a title from a
+        # later line, swallowing those lines: keep them in one unit with it.
+        starts: list[int] = []
+        end = 0
+        sticky = False
+        for start, stop, is_definition in spans:
+            if not (starts and sticky and start <= end):
+                starts.append(start)
+                sticky = False
+            end = stop
+            sticky = sticky or is_definition
+        if len(starts) < 2:
+            return 0
+        return _line_offset(source, starts[-1])
+
+
+def _line_offset(source: str, line: int) -> int:
+    """The offset in ``source`` where ``line`` starts, counting lines as markdown-it does."""
+    if line == 0:
+        return 0
+    for number, match in enumerate(_LINE_END_RE.finditer(source), start=1):
+        if number == line:
+            return match.end()
+    raise ValueError(f"line {line} is past the end of the source")

@@ -241,6 +241,9 @@ class WidgetView:
             layout=widgets.Layout(width="100%"),
         )
         self.root.add_class("nbclaude")
+        # JupyterLab styles rendered HTML outputs (tables, code, headings) under this class:
+        # the live view then looks like the static one that replaces it.
+        self.root.add_class("jp-RenderedHTMLCommon")
         self._thinking_segments = Segments(self.thinking_box, seal_at=seal_at)
         self._body_segments = Segments(self.body, seal_at=seal_at)
         self._progress: list[_BlockProgress] = []

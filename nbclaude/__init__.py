@@ -5,30 +5,46 @@ Load it with ``%load_ext nbclaude``; see ``%%claude?`` for the flags.
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .reply import Reply, UsageSummary
-from .stream import ClaudeError
+if TYPE_CHECKING:
+    from .log import Run, RunLog
+    from .magic import ClaudeMagics
+    from .reply import Reply, UsageSummary
+    from .stream import ClaudeError
 
 __all__ = [
     "ClaudeError",
     "ClaudeMagics",
     "Reply",
+    "Run",
+    "RunLog",
     "UsageSummary",
     "__version__",
     "load_ipython_extension",
+    "runs",
     "unload_ipython_extension",
 ]
 
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> Any:
-    # The magic pulls in IPython and ipywidgets; importing the package should not.
-    if name == "ClaudeMagics":
-        from .magic import ClaudeMagics
+_LAZY = {
+    "ClaudeError": "stream",
+    "ClaudeMagics": "magic",
+    "Reply": "reply",
+    "Run": "log",
+    "RunLog": "log",
+    "UsageSummary": "reply",
+}
 
-        return ClaudeMagics
+
+def __getattr__(name: str) -> Any:
+    # Importing the package stays cheap: the SDK, IPython and ipywidgets load on first use.
+    # The render worker (``python -m nbclaude.worker``) needs none of them.
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -41,6 +57,10 @@ def load_ipython_extension(ipython: Any) -> None:
     if magics not in ipython.configurables:  # IPython 9 adds it itself; 8 does not
         ipython.configurables.append(magics)
     ipython.register_magics(magics)
+    magics.prepare()
+    # The cell id of the running cell reaches extensions only through this event.
+    ipython.events.register("pre_run_cell", magics.cells.pre_run_cell)
+    ipython.events.register("post_execute", magics.cells.post_execute)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
@@ -50,8 +70,33 @@ def unload_ipython_extension(ipython: Any) -> None:
     for configurable in ipython.configurables:
         if isinstance(configurable, ClaudeMagics):
             configurable.close()
-    ipython.configurables[:] = [
-        c for c in ipython.configurables if not isinstance(c, ClaudeMagics)
-    ]
+            for event, callback in (
+                ("pre_run_cell", configurable.cells.pre_run_cell),
+                ("post_execute", configurable.cells.post_execute),
+            ):
+                if callback in ipython.events.callbacks[event]:
+                    ipython.events.unregister(event, callback)
+    ipython.configurables[:] = [c for c in ipython.configurables if not isinstance(c, ClaudeMagics)]
     for kind in ("line", "cell"):
         ipython.magics_manager.magics[kind].pop("claude", None)
+
+
+def runs() -> RunLog:
+    """The run log of the loaded extension: every ``%%claude`` call this session.
+
+    Index it for :class:`Run` records, call ``.to_dataframe()`` for a pandas DataFrame, or
+    display it for the table ``%claude usage`` shows. ``%reload_ext nbclaude`` starts a new
+    log.
+
+    Raises:
+        RuntimeError: If nbclaude is not loaded in the running IPython.
+    """
+    from IPython import get_ipython
+
+    from .magic import ClaudeMagics
+
+    shell = get_ipython()
+    for configurable in getattr(shell, "configurables", ()):
+        if isinstance(configurable, ClaudeMagics):
+            return configurable.runs
+    raise RuntimeError("nbclaude is not loaded: run %load_ext nbclaude first.")

@@ -392,12 +392,20 @@ class WidgetView:
         for progress in self._progress:
             if isinstance(progress.renderer, RemoteRenderer):
                 progress.renderer.close()
+        _close_tree(self.root)
         for segments in (self._thinking_segments, self._body_segments):
             for widget in segments.widgets:
                 widget.close()
-        for child in self.root.children:
-            child.close()
-        self.root.close()
+
+
+def _close_tree(widget: widgets.Widget) -> None:
+    """Close a widget, its children, and the layout and style models each one made."""
+    for child in getattr(widget, "children", ()):
+        _close_tree(child)
+    for part in (getattr(widget, "layout", None), getattr(widget, "style", None)):
+        if isinstance(part, widgets.Widget):
+            part.close()
+    widget.close()
 
 
 class TerminalView:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -305,6 +306,9 @@ def stop_shared_worker() -> None:
 
 def main(argv: list[str] | None = None) -> None:  # pragma: no cover - runs in the child
     """Entry point of the worker process: ``python -m nbclaude.worker REQUESTS ANSWERS``."""
+    # The stop button signals the kernel's whole process group: that interrupt is not for
+    # us. The worker ends when the kernel closes the request pipe, however it exits.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     requests_fd, answers_fd = (int(arg) for arg in (argv or sys.argv[1:]))
     _serve(Connection(requests_fd, writable=False), Connection(answers_fd, readable=False))
 

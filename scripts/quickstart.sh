@@ -19,8 +19,11 @@ if [ -z "${ANTHROPIC_API_KEY:-}" ]; then
 fi
 
 if [ "${1:-}" = "--execute" ]; then
+  # store_widget_state=False: nbconvert would otherwise save the state of every widget the
+  # run opened, closed ones included; nbclaude's replies are saved as plain HTML outputs.
   "$venv/bin/jupyter" nbconvert --to notebook --execute \
     --ExecutePreprocessor.timeout=600 \
+    --ExecutePreprocessor.store_widget_state=False \
     --output quickstart.out.ipynb notebooks/quickstart.ipynb
   echo "Wrote notebooks/quickstart.out.ipynb"
 else

@@ -96,6 +96,16 @@ def test_stop_button_closes_the_stream_and_keeps_the_partial_reply(
     printed = "".join(m["content"]["text"] for m in messages if m["msg_type"] == "stream")
     assert printed.startswith("False True Interrupted")
 
+    # The interrupt went to the kernel's process group; the render worker ignored it.
+    content, messages = execute(
+        client,
+        "from nbclaude.worker import shared_worker\n"
+        "worker = shared_worker(start=False)\n"
+        "print(worker is not None and worker.is_alive())",
+    )
+    printed = "".join(m["content"]["text"] for m in messages if m["msg_type"] == "stream")
+    assert printed.strip() == "True"
+
 
 def test_saved_notebook_of_every_failure_path_holds_no_key(
     api_env: FakeServer, tmp_path: Path

@@ -180,6 +180,33 @@ def test_widget_is_replaced_by_a_static_bundle(ip: InteractiveShell, api_env: Fa
     assert first.transient == last.transient
 
 
+def test_a_finished_cell_leaves_no_widget_models_open(
+    ip: InteractiveShell, api_env: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every widget model is a comm to the front end; ``comm.create_comm`` is the documented
+    # hook a kernel replaces to carry them. Keep each one to see that all were closed.
+    import comm
+    from comm.base_comm import BaseComm
+
+    opened: list[BaseComm] = []
+
+    class KeptComm(BaseComm):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            opened.append(self)
+
+        def publish_msg(self, *args: object, **kwargs: object) -> None:
+            pass
+
+    monkeypatch.setattr(comm, "create_comm", KeptComm)
+    widget_mode(ip)
+    api_env.enqueue(text_reply(TABLE_ANSWER, thinking="Compare.", chunk_size=5))
+    result, _ = run(ip, "%%claude -t 1024 --max-tokens 4096\nlist vs tuple")
+    assert result.success, result.error_in_exec
+    assert len(opened) > 5
+    assert [c for c in opened if not c._closed] == []
+
+
 def test_reply_displays_as_the_static_view(ip: InteractiveShell, api_env: FakeServer) -> None:
     api_env.enqueue(text_reply("# Title"))
     run(ip, "%%claude\nhi")

@@ -1,0 +1,371 @@
+"""The offline demo: canned replies from a fake Messages API on 127.0.0.1.
+
+``%claude demo`` starts a :class:`Demo` server in the kernel and points ``%%claude`` at it,
+so someone without an API key can watch nbclaude stream, fold thinking and leave a static
+reply. Replies are picked by keywords in the prompt (:func:`canned_reply`) and streamed at a
+reading pace. They are labelled as canned on screen: :func:`banner` when the demo starts, and
+the model name :data:`MODEL`, which every reply's usage line shows.
+
+Nothing here imports IPython; the magic decides when to start and stop the server.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from html import escape
+from typing import Any
+
+import anthropic
+
+from .testing import Block, FakeServer, Script, reply, text, thinking, tool_use
+
+__all__ = [
+    "API_KEY",
+    "CHUNK_DELAY",
+    "MODEL",
+    "Canned",
+    "Demo",
+    "banner",
+    "canned_reply",
+    "choose",
+]
+
+API_KEY = "sk-ant-demo-offline-not-a-real-key"
+"""The key the demo's client sends: obviously fake, so a real key never reaches the server."""
+
+MODEL = "demo: canned reply"
+"""The model name of every demo reply. The usage line shows it, and no price matches it."""
+
+CHUNK_DELAY = 0.015
+"""Seconds before each streamed chunk: about a fast reader's pace."""
+
+TEXT_CHUNK = 12
+"""Characters of answer per ``text_delta``."""
+
+THINKING_CHUNK = 24
+"""Characters of thinking per ``thinking_delta``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Canned:
+    """One prepared reply and the prompts it answers."""
+
+    name: str
+    """A short name, for tests and debugging."""
+    pattern: re.Pattern[str] | None
+    """Matches the (lower-cased) prompt this reply answers; ``None`` for the fallback."""
+    answer: str
+    """The Markdown answer."""
+    thinking: str
+    """The summarized thinking, sent first when the request asks for thinking."""
+    tool: tuple[str, Mapping[str, Any]] | None = field(default=None)
+    """A tool call ``(name, input)`` that ends the turn after the answer, if any."""
+
+
+_TOOL = Canned(
+    name="tool call",
+    pattern=re.compile(r"\btools?\b|\bweather\b|\bfunction call"),
+    answer=(
+        "That needs live data, so I'll ask for it with the `get_weather` tool. "
+        "Your code runs the tool and sends the result back in the next turn."
+    ),
+    thinking=(
+        "The question needs current conditions, which I cannot know. The right move is a "
+        "tool call: `get_weather` with the city and the unit, then wait for the result."
+    ),
+    tool=("get_weather", {"location": "Paris, France", "unit": "celsius"}),
+)
+
+_PRIME = Canned(
+    name="mersenne prime",
+    pattern=re.compile(r"\bprimes?\b|2\s*\*\*\s*61|\bmersenne\b"),
+    answer="""\
+## Yes: `2**61 - 1` is prime
+
+`2**61 - 1 = 2,305,843,009,213,693,951` is a **Mersenne prime**, usually written M61.
+Ivan Pervushin proved it prime by hand in 1883, and it stayed the largest known prime
+for almost thirty years.
+
+Why that can be checked quickly:
+
+1. `2**p - 1` can only be prime when `p` is prime, and 61 is.
+2. Every factor of `2**p - 1` has the form `2kp + 1`, which rules out most small divisors.
+3. The **Lucas–Lehmer test** settles it: start from `s = 4` and repeat
+   `s = (s*s - 2) % M` `p - 2` times; `M` is prime exactly when `s` ends at 0.
+
+```python
+def lucas_lehmer(p: int) -> bool:
+    m = 2**p - 1
+    s = 4
+    for _ in range(p - 2):
+        s = (s * s - 2) % m
+    return s == 0
+
+print(lucas_lehmer(61))  # True
+```
+
+A prime exponent is necessary, not sufficient; the neighbours show it:
+
+| p | `2**p - 1` | prime? |
+|---|---:|---|
+| 59 | 576,460,752,303,423,487 | no: 179,951 × 3,203,431,780,337 |
+| 61 | 2,305,843,009,213,693,951 | **yes** |
+| 67 | 147,573,952,589,676,412,927 | no: 193,707,721 × 761,838,257,287 |
+""",
+    thinking=(
+        "2**61 - 1 is a Mersenne number with a prime exponent, so it *can* be prime. "
+        "I recall M61 is the ninth Mersenne prime, found by Pervushin in 1883. To be sure, "
+        "the Lucas–Lehmer test for p = 61 ends at s = 0, so it is prime. Contrasting it "
+        "with 2**59 - 1 and 2**67 - 1, both composite, shows that a prime exponent is not "
+        "enough on its own. A short code sample of the test will make it concrete."
+    ),
+)
+
+_GENERATOR = Canned(
+    name="generator",
+    pattern=re.compile(r"\bgenerators?\b|\byield\b"),
+    answer=(
+        "A Python generator is a function that uses `yield` to produce values lazily, one "
+        "at a time, pausing with its state intact between them, so you can loop over long "
+        "or endless sequences without building them in memory."
+    ),
+    thinking=(
+        "One sentence only. Define it by `yield`, laziness and the paused state, and end "
+        "with the practical benefit: memory."
+    ),
+)
+
+_LIST_TUPLE = Canned(
+    name="list vs tuple",
+    pattern=re.compile(r"\btuples?\b"),
+    answer="""\
+## Lists vs tuples
+
+Both are ordered sequences that can hold any objects. The difference is **mutability**,
+and most of the rest follows from it.
+
+| | `list` | `tuple` |
+|---|---|---|
+| Syntax | `[1, 2, 3]` | `(1, 2, 3)` or `1, 2, 3` |
+| Mutable | yes: append, remove, sort in place | no: fixed once created |
+| Hashable | no | yes, if its items are |
+| Dict key or set member | no | yes |
+| Typical use | a collection that grows and shrinks | a fixed record, such as a point |
+| Memory | a little more (room to grow) | a little less |
+
+```python
+point = (3, 4)            # a tuple: a fixed record
+scores = [90, 85]         # a list: grows and shrinks
+scores.append(77)
+
+distances = {point: 5.0}  # tuples can be dict keys
+try:
+    point[0] = 10
+except TypeError as err:
+    print(err)            # 'tuple' object does not support item assignment
+```
+
+**Rule of thumb:** use a list when the contents will change, and a tuple when the shape
+is fixed and should stay that way.
+""",
+    thinking=(
+        "They want the difference between list and tuple, with a table. The key axis is "
+        "mutability; from it follow hashability (dict keys, set members), typical use "
+        "(a changing collection vs a fixed record) and a small memory difference. A short "
+        "example with a TypeError on assignment and a tuple as a dict key makes it concrete."
+    ),
+)
+
+_FALLBACK = Canned(
+    name="about the demo",
+    pattern=None,
+    answer="""\
+## nbclaude's offline demo
+
+This is a **canned reply**: no model ran, and nothing left this machine. The demo has
+a few prepared replies, streamed at a reading pace, to show how nbclaude displays them:
+
+| Ask about | You see |
+|---|---|
+| the difference between a list and a tuple | a heading, a table and highlighted code |
+| whether `2**61 - 1` is prime, with `-t` | thinking that streams, then folds away |
+| the weather, or a tool call | a tool call block |
+| what a Python generator is | a one-sentence answer |
+
+To talk to Claude, set your key without saving it in the notebook:
+
+```python
+import getpass, os
+os.environ["ANTHROPIC_API_KEY"] = getpass.getpass("Anthropic API key: ")
+```
+
+then run `%claude demo off`.
+""",
+    thinking=(
+        "No prepared reply matches this prompt, so the demo explains itself: what it can "
+        "show, and how to switch to the real API."
+    ),
+)
+
+REPLIES: tuple[Canned, ...] = (_TOOL, _PRIME, _GENERATOR, _LIST_TUPLE, _FALLBACK)
+"""The canned replies, tried in order; the last one answers everything."""
+
+
+def _text_of(content: Any) -> str:
+    """The text in a message's ``content``: a string, or a list of content blocks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [block.get("text") for block in content if isinstance(block, dict)]
+        return "\n".join(part for part in parts if isinstance(part, str))
+    return ""
+
+
+def _prompt(body: Mapping[str, Any]) -> str:
+    """The text of the last user message: what the cell asked."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return ""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return _text_of(message.get("content"))
+    return ""
+
+
+def choose(body: Mapping[str, Any]) -> Canned:
+    """The canned reply for a request: the first whose keywords the prompt contains.
+
+    Args:
+        body: The JSON body of a ``POST /v1/messages`` request.
+
+    Returns:
+        The matching reply, or the fallback that explains the demo.
+    """
+    prompt = _prompt(body).lower()
+    for canned in REPLIES:
+        if canned.pattern is None or canned.pattern.search(prompt):
+            return canned
+    return _FALLBACK
+
+
+def _wants_thinking(body: Mapping[str, Any]) -> bool:
+    setting = body.get("thinking")
+    return isinstance(setting, dict) and setting.get("type") != "disabled"
+
+
+def _input_tokens(body: Mapping[str, Any]) -> int:
+    """A rough count, about four characters per token, like the real tokenizer's average."""
+    messages = body.get("messages")
+    chars = len(_text_of(body.get("system")))
+    if isinstance(messages, list):
+        chars += sum(len(_text_of(m.get("content"))) for m in messages if isinstance(m, dict))
+    return max(1, chars // 4)
+
+
+def canned_reply(body: dict[str, Any], *, delay: float = CHUNK_DELAY) -> Script:
+    """The streamed reply the demo server sends to one request.
+
+    The answer is picked by :func:`choose`; thinking comes first when the request asks for
+    it; a tool call ends the turn with ``stop_reason: tool_use``. The prompt is never
+    echoed back.
+
+    Args:
+        body: The JSON body of the request.
+        delay: Seconds before each streamed chunk.
+
+    Returns:
+        The script for the fake server.
+    """
+    canned = choose(body)
+    blocks: list[Block] = []
+    if _wants_thinking(body):
+        blocks.append(thinking(canned.thinking, chunk_size=THINKING_CHUNK))
+    blocks.append(text(canned.answer, chunk_size=TEXT_CHUNK))
+    if canned.tool is not None:
+        name, tool_input = canned.tool
+        blocks.append(tool_use(name, tool_input, chunk_size=TEXT_CHUNK))
+    return reply(
+        *blocks,
+        model=MODEL,
+        stop_reason="tool_use" if canned.tool is not None else "end_turn",
+        input_tokens=_input_tokens(body),
+        delay=delay,
+    )
+
+
+class Demo:
+    """A running offline demo: the fake server on 127.0.0.1 and a client pointed at it.
+
+    The server's threads are daemon threads, so a running demo never keeps the interpreter
+    from exiting; :meth:`stop` ends it sooner.
+
+    Args:
+        delay: Seconds before each streamed chunk.
+    """
+
+    def __init__(self, *, delay: float = CHUNK_DELAY) -> None:
+        self.server = FakeServer(default=partial(canned_reply, delay=delay)).start()
+        self._client: anthropic.Anthropic | None = None
+        self._client_settings: tuple[float, int] | None = None
+
+    @property
+    def url(self) -> str:
+        """The demo API's base URL, such as ``http://127.0.0.1:54321``."""
+        return self.server.url
+
+    def client(self, *, timeout: float, max_retries: int) -> anthropic.Anthropic:
+        """The SDK client for the demo, with the fake :data:`API_KEY`; remade if settings change.
+
+        The key is passed explicitly, so the SDK reads no credential from the environment
+        and a real key never reaches the demo server.
+
+        Args:
+            timeout: Seconds to wait for the server.
+            max_retries: SDK retries.
+
+        Returns:
+            The client.
+        """
+        if self._client is None or self._client_settings != (timeout, max_retries):
+            if self._client is not None:
+                self._client.close()
+            self._client = anthropic.Anthropic(
+                api_key=API_KEY, base_url=self.url, timeout=timeout, max_retries=max_retries
+            )
+            self._client_settings = (timeout, max_retries)
+        return self._client
+
+    def stop(self) -> None:
+        """Close the client and stop the server; calling it again does nothing."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        self.server.stop()
+
+
+def banner(url: str) -> dict[str, str]:
+    """What ``%claude demo`` shows when it starts: a ``text/html`` and ``text/plain`` bundle.
+
+    Args:
+        url: The demo server's base URL.
+
+    Returns:
+        The MIME bundle.
+    """
+    plain = (
+        f"nbclaude offline demo is on: %%claude now gets canned replies from a fake API at "
+        f"{url}. No model runs and nothing leaves this machine. To talk to Claude, set "
+        "ANTHROPIC_API_KEY and run %claude demo off."
+    )
+    html = (
+        '<div class="nbclaude-demo" style="padding:0.4em 0.8em;border-left:4px solid #d9822b;'
+        'background:rgba(217,130,43,0.08)"><strong>nbclaude offline demo is on</strong>: '
+        f"<code>%%claude</code> now gets <strong>canned replies</strong> from a fake API at "
+        f"<code>{escape(url)}</code>. No model runs and nothing leaves this machine. To talk "
+        "to Claude, set <code>ANTHROPIC_API_KEY</code> and run <code>%claude demo off</code>."
+        "</div>"
+    )
+    return {"text/html": html, "text/plain": plain}

@@ -1,0 +1,219 @@
+"""The notebooks in ``notebooks/`` and the live widget, run in a real Jupyter kernel.
+
+Every notebook runs top to bottom with nbclient twice: in the offline demo (no key in the
+kernel's environment) and against a fake server the test runs (``ANTHROPIC_BASE_URL`` and a
+test key). A kernel-level test then watches the iopub channel while a paced reply streams,
+to see the widget update before the static view replaces it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+
+from nbclaude.testing import FakeServer, Script, text_reply
+
+from .conftest import ROOT, TEST_KEY
+
+NOTEBOOKS = sorted(
+    path
+    for path in (ROOT / "notebooks").glob("*.ipynb")
+    if not path.name.endswith(".out.ipynb")  # what scripts/quickstart.sh --execute writes
+)
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+CELL_TIMEOUT = 120  # seconds any one cell may take
+STARTUP_TIMEOUT = 60  # seconds a kernel may take to start
+
+FAKE_ANSWER = """\
+## A fake answer
+
+| kind | mutable |
+|---|---|
+| list | yes |
+| tuple | no |
+
+```python
+point = (3, 4)
+```
+"""
+
+
+def kernel_env(**settings: str) -> dict[str, str]:
+    """The test process's environment without any Anthropic setting, plus ``settings``.
+
+    127.0.0.1 bypasses any proxy the environment names: the fake servers are local.
+    """
+    env = {name: value for name, value in os.environ.items() if not name.startswith("ANTHROPIC_")}
+    env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", **settings)
+    return env
+
+
+def execute(path: Path, env: dict[str, str], cwd: Path) -> nbformat.NotebookNode:
+    """Run a notebook top to bottom in a fresh kernel; nbclient shuts the kernel down."""
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=CELL_TIMEOUT,
+        startup_timeout=STARTUP_TIMEOUT,
+        kernel_name="python3",
+        # nbclient keeps the state of every widget ever opened, closed ones included; what
+        # JupyterLab saves by default (and what nbclaude leaves) is the outputs alone.
+        store_widget_state=False,
+        resources={"metadata": {"path": str(cwd)}},
+    )
+    client.execute(env=env)
+    return notebook
+
+
+def claude_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [
+        cell
+        for cell in notebook.cells
+        if cell.cell_type == "code" and cell.source.startswith("%%claude")
+    ]
+
+
+def check_saved_outputs(notebook: nbformat.NotebookNode) -> list[str]:
+    """Assert what a saved notebook must hold; return each ``%%claude`` cell's HTML."""
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            assert output.output_type != "error", output
+            assert WIDGET_VIEW not in output.get("data", {}), cell.source
+    html = []
+    for cell in claude_cells(notebook):
+        shown = [o for o in cell.outputs if o.output_type in {"display_data", "execute_result"}]
+        assert shown, cell.source
+        assert set(shown[-1].data) == {"text/html", "text/plain"}, cell.source
+        html.append(shown[-1].data["text/html"])
+    assert html, "the notebook has no %%claude cell"
+    return html
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_notebook_runs_in_the_offline_demo(path: Path, tmp_path: Path) -> None:
+    notebook = execute(path, kernel_env(), tmp_path)
+    for html in check_saved_outputs(notebook):
+        assert "demo: canned reply" in html
+        assert "<h2>" in html or "<p>" in html
+    banner = notebook.cells[1].outputs[0].data["text/plain"]
+    assert "canned replies" in banner
+
+
+def fake_answer(body: dict[str, Any]) -> Script:
+    """A short answer, after thinking if the request asked for it."""
+    model = body.get("model") if isinstance(body.get("model"), str) else "claude-sonnet-4-6"
+    wants_thinking = isinstance(body.get("thinking"), dict)
+    return text_reply(
+        FAKE_ANSWER,
+        model=model,
+        thinking="Thinking about it." if wants_thinking else None,
+        chunk_size=16,
+        delay=0.005,
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_notebook_runs_against_the_api(path: Path, tmp_path: Path) -> None:
+    with FakeServer(max_response_seconds=60, default=fake_answer) as server:
+        env = kernel_env(ANTHROPIC_BASE_URL=server.url, ANTHROPIC_API_KEY=TEST_KEY)
+        notebook = execute(path, env, tmp_path)
+        requests = server.requests
+    for html in check_saved_outputs(notebook):
+        assert "<table>" in html
+        assert "demo" not in html
+    prompts = [cell.source.partition("\n")[2] for cell in claude_cells(notebook)]
+    sent = [request.body["messages"][-1]["content"].rstrip("\n") for request in requests]
+    assert sent == prompts
+    assert all(TEST_KEY in json.dumps(request.headers) for request in requests)
+    assert TEST_KEY not in nbformat.writes(notebook)
+
+
+# --------------------------------------------------------------------------- the live widget
+
+
+@pytest.fixture
+def kernel(server: FakeServer) -> Iterator[BlockingKernelClient]:
+    """A real kernel talking to the fake server, with nbclaude loaded; shut down after."""
+    manager = KernelManager(kernel_name="python3")
+    manager.start_kernel(env=kernel_env(ANTHROPIC_BASE_URL=server.url, ANTHROPIC_API_KEY=TEST_KEY))
+    client = manager.client()
+    try:
+        client.start_channels()
+        client.wait_for_ready(timeout=STARTUP_TIMEOUT)
+        reply = client.execute_interactive("%load_ext nbclaude", timeout=CELL_TIMEOUT)
+        assert reply["content"]["status"] == "ok"
+        yield client
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def iopub_until_idle(
+    client: BlockingKernelClient, msg_id: str, timeout: float
+) -> list[dict[str, Any]]:
+    """Every iopub message the request ``msg_id`` caused, until the kernel is idle again."""
+    deadline = time.monotonic() + timeout
+    messages = []
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"the cell did not finish in {timeout}s")
+        message = client.get_iopub_msg(timeout=remaining)
+        if message["parent_header"].get("msg_id") != msg_id:
+            continue
+        messages.append(message)
+        if message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
+            return messages
+
+
+def test_live_widget_updates_while_the_reply_streams(
+    kernel: BlockingKernelClient, server: FakeServer
+) -> None:
+    paragraphs = [f"Paragraph {n} says something about streaming." for n in range(1, 31)]
+    answer = "\n\n".join([*paragraphs, "THE END."])
+    server.enqueue(text_reply(answer, chunk_size=10, delay=0.01))
+
+    msg_id = kernel.execute("%%claude\nTell me about streaming.")
+    messages = iopub_until_idle(kernel, msg_id, timeout=CELL_TIMEOUT)
+    reply = kernel.get_shell_msg(timeout=CELL_TIMEOUT)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    assert reply["content"]["status"] == "ok"
+
+    kinds = [message["msg_type"] for message in messages]
+    first = kinds.index("display_data")
+    assert WIDGET_VIEW in messages[first]["content"]["data"]
+    display_id = messages[first]["content"]["transient"]["display_id"]
+    final = len(kinds) - 1 - kinds[::-1].index("update_display_data")
+    bundle = messages[final]["content"]
+    assert bundle["transient"]["display_id"] == display_id
+    assert set(bundle["data"]) == {"text/html", "text/plain"}
+    assert "THE END." in bundle["data"]["text/html"]
+    assert bundle["data"]["text/plain"] == answer
+
+    partial = []
+    for position, message in enumerate(messages):
+        data = message["content"].get("data", {})
+        if message["msg_type"] != "comm_msg" or data.get("method") != "update":
+            continue
+        value = data.get("state", {}).get("value", "")
+        if "Paragraph" in value and "THE END." not in value:
+            assert position < final
+            partial.append(value)
+    assert len(set(partial)) >= 3, partial
+    # The text grows: the last partial update reaches further than the first. (An update
+    # carries one segment widget, not the whole reply, so compare how far they reach.)
+    reach = [max(int(n) for n in re.findall(r"Paragraph (\d+)", value)) for value in partial]
+    assert reach[-1] > reach[0], reach
+    # Nothing reaches the front end after the static bundle but the widgets closing.
+    assert all(m["msg_type"] in {"comm_close", "status"} for m in messages[final + 1 :])

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import queue
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import nbformat
 import pytest
@@ -25,63 +22,30 @@ from nbclaude.testing import (
 )
 
 from .conftest import TEST_KEY
-
-TIMEOUT = 60
-
-
-def kernel_env(server: FakeServer) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-    env.update(ANTHROPIC_BASE_URL=server.url, ANTHROPIC_API_KEY=TEST_KEY)
-    return env
+from .kernels import CELL_TIMEOUT, kernel_env, printed, run_cell, running_kernel
 
 
 @pytest.fixture
 def kernel(api_env: FakeServer) -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
-    manager = KernelManager(kernel_name="python3")
-    manager.start_kernel(env=kernel_env(api_env))
-    client = manager.client()
-    client.start_channels()
-    try:
-        client.wait_for_ready(timeout=TIMEOUT)
-        yield manager, client
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
-
-
-def execute(client: BlockingKernelClient, code: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Run code; return the execute_reply content and the iopub messages of that request."""
-    msg_id = client.execute(code)
-    messages = []
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            msg = client.get_iopub_msg(timeout=1)
-        except queue.Empty:
-            continue
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        messages.append(msg)
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            break
-    reply = client.get_shell_msg(timeout=TIMEOUT)
-    return reply["content"], messages
+    env = kernel_env(ANTHROPIC_BASE_URL=api_env.url, ANTHROPIC_API_KEY=TEST_KEY)
+    with running_kernel(env) as started:
+        yield started
 
 
 def test_stop_button_closes_the_stream_and_keeps_the_partial_reply(
     kernel: tuple[KernelManager, BlockingKernelClient], api_env: FakeServer
 ) -> None:
     manager, client = kernel
-    execute(client, "%load_ext nbclaude")
+    run_cell(client, "%load_ext nbclaude")
     long = "".join(f"Sentence number {i} of a long reply. " for i in range(2000))
     api_env.enqueue(text_reply(long, chunk_size=20, delay=0.01))
     msg_id = client.execute("%%claude\nwrite a lot")
-    deadline = time.monotonic() + TIMEOUT
+    deadline = time.monotonic() + CELL_TIMEOUT
     while not api_env.requests or api_env.requests[0].events_sent < 20:
         assert time.monotonic() < deadline, "the reply never started streaming"
         time.sleep(0.02)
     manager.interrupt_kernel()
-    reply = client.get_shell_msg(timeout=TIMEOUT)
+    reply = client.get_shell_msg(timeout=CELL_TIMEOUT)
     assert reply["parent_header"]["msg_id"] == msg_id
     assert reply["content"]["status"] == "error"
     record = api_env.requests[0]
@@ -89,22 +53,20 @@ def test_stop_button_closes_the_stream_and_keeps_the_partial_reply(
     assert record.disconnected
     assert record.events_sent < 1000
 
-    content, messages = execute(
+    content, messages = run_cell(
         client, "print(_claude.complete, len(_claude.text) > 0, _claude.error)"
     )
     assert content["status"] == "ok"
-    printed = "".join(m["content"]["text"] for m in messages if m["msg_type"] == "stream")
-    assert printed.startswith("False True Interrupted")
+    assert printed(messages).startswith("False True Interrupted")
 
     # The interrupt went to the kernel's process group; the render worker ignored it.
-    content, messages = execute(
+    content, messages = run_cell(
         client,
         "from nbclaude.worker import shared_worker\n"
         "worker = shared_worker(start=False)\n"
         "print(worker is not None and worker.is_alive())",
     )
-    printed = "".join(m["content"]["text"] for m in messages if m["msg_type"] == "stream")
-    assert printed.strip() == "True"
+    assert printed(messages).strip() == "True"
 
 
 def test_saved_notebook_of_every_failure_path_holds_no_key(
@@ -136,12 +98,12 @@ def test_saved_notebook_of_every_failure_path_holds_no_key(
     )
     client = NotebookClient(
         notebook,
-        timeout=TIMEOUT,
+        timeout=CELL_TIMEOUT,
         kernel_name="python3",
         allow_errors=True,
         resources={"metadata": {"path": str(tmp_path)}},
     )
-    client.execute(env=kernel_env(api_env))
+    client.execute(env=kernel_env(ANTHROPIC_BASE_URL=api_env.url, ANTHROPIC_API_KEY=TEST_KEY))
     path = tmp_path / "errors.ipynb"
     nbformat.write(notebook, path)
     saved = path.read_text()

@@ -9,9 +9,7 @@ to see the widget update before the static view replaces it.
 from __future__ import annotations
 
 import json
-import os
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,12 +17,18 @@ from typing import Any
 import nbformat
 import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
-from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
 from nbclaude.testing import FakeServer, Script, text_reply
 
 from .conftest import ROOT, TEST_KEY
+from .kernels import (
+    CELL_TIMEOUT,
+    STARTUP_TIMEOUT,
+    iopub_until_idle,
+    kernel_env,
+    running_kernel,
+)
 
 NOTEBOOKS = sorted(
     path
@@ -32,8 +36,6 @@ NOTEBOOKS = sorted(
     if not path.name.endswith(".out.ipynb")  # what scripts/quickstart.sh --execute writes
 )
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-CELL_TIMEOUT = 120  # seconds any one cell may take
-STARTUP_TIMEOUT = 60  # seconds a kernel may take to start
 
 FAKE_ANSWER = """\
 ## A fake answer
@@ -47,16 +49,6 @@ FAKE_ANSWER = """\
 point = (3, 4)
 ```
 """
-
-
-def kernel_env(**settings: str) -> dict[str, str]:
-    """The test process's environment without any Anthropic setting, plus ``settings``.
-
-    127.0.0.1 bypasses any proxy the environment names: the fake servers are local.
-    """
-    env = {name: value for name, value in os.environ.items() if not name.startswith("ANTHROPIC_")}
-    env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", **settings)
-    return env
 
 
 def execute(path: Path, env: dict[str, str], cwd: Path) -> nbformat.NotebookNode:
@@ -145,36 +137,11 @@ def test_notebook_runs_against_the_api(path: Path, tmp_path: Path) -> None:
 @pytest.fixture
 def kernel(server: FakeServer) -> Iterator[BlockingKernelClient]:
     """A real kernel talking to the fake server, with nbclaude loaded; shut down after."""
-    manager = KernelManager(kernel_name="python3")
-    manager.start_kernel(env=kernel_env(ANTHROPIC_BASE_URL=server.url, ANTHROPIC_API_KEY=TEST_KEY))
-    client = manager.client()
-    try:
-        client.start_channels()
-        client.wait_for_ready(timeout=STARTUP_TIMEOUT)
+    env = kernel_env(ANTHROPIC_BASE_URL=server.url, ANTHROPIC_API_KEY=TEST_KEY)
+    with running_kernel(env) as (_, client):
         reply = client.execute_interactive("%load_ext nbclaude", timeout=CELL_TIMEOUT)
         assert reply["content"]["status"] == "ok"
         yield client
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
-
-
-def iopub_until_idle(
-    client: BlockingKernelClient, msg_id: str, timeout: float
-) -> list[dict[str, Any]]:
-    """Every iopub message the request ``msg_id`` caused, until the kernel is idle again."""
-    deadline = time.monotonic() + timeout
-    messages = []
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(f"the cell did not finish in {timeout}s")
-        message = client.get_iopub_msg(timeout=remaining)
-        if message["parent_header"].get("msg_id") != msg_id:
-            continue
-        messages.append(message)
-        if message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
-            return messages
 
 
 def test_live_widget_updates_while_the_reply_streams(

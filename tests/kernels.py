@@ -1,0 +1,76 @@
+"""A real Jupyter kernel for tests: its environment, its lifetime, and running a cell in it."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.manager import KernelManager
+
+STARTUP_TIMEOUT = 60
+"""Seconds a kernel may take to start."""
+CELL_TIMEOUT = 120
+"""Seconds one cell may take."""
+
+
+def kernel_env(**settings: str) -> dict[str, str]:
+    """The test process's environment without any Anthropic setting, plus ``settings``.
+
+    127.0.0.1 bypasses any proxy the environment names: the fake servers are local.
+    """
+    env = {name: value for name, value in os.environ.items() if not name.startswith("ANTHROPIC_")}
+    env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", **settings)
+    return env
+
+
+@contextmanager
+def running_kernel(env: dict[str, str]) -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
+    """Start a python3 kernel with ``env``; shut it down, whatever happens."""
+    manager = KernelManager(kernel_name="python3")
+    manager.start_kernel(env=env)
+    client = manager.client()
+    try:
+        client.start_channels()
+        client.wait_for_ready(timeout=STARTUP_TIMEOUT)
+        yield manager, client
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def iopub_until_idle(
+    client: BlockingKernelClient, msg_id: str, timeout: float = CELL_TIMEOUT
+) -> list[dict[str, Any]]:
+    """Every iopub message the request ``msg_id`` caused, until the kernel is idle again."""
+    deadline = time.monotonic() + timeout
+    messages = []
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"the cell did not finish in {timeout}s")
+        message = client.get_iopub_msg(timeout=remaining)
+        if message["parent_header"].get("msg_id") != msg_id:
+            continue
+        messages.append(message)
+        if message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
+            return messages
+
+
+def run_cell(
+    client: BlockingKernelClient, code: str, timeout: float = CELL_TIMEOUT
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run ``code``; return its execute_reply content and the iopub messages it caused."""
+    msg_id = client.execute(code)
+    messages = iopub_until_idle(client, msg_id, timeout)
+    reply = client.get_shell_msg(timeout=timeout)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    return reply["content"], messages
+
+
+def printed(messages: list[dict[str, Any]]) -> str:
+    """What the cell printed to stdout and stderr."""
+    return "".join(m["content"]["text"] for m in messages if m["msg_type"] == "stream")

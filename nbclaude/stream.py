@@ -123,7 +123,9 @@ class ReplyBuilder:
     def add(self, event: Any) -> None:
         """Fold one event from ``client.messages.create(stream=True)``."""
         kind = event.type
-        if kind == "message_start":
+        if kind == "content_block_delta":  # nearly every event: test it first
+            self._add_delta(event.index, event.delta)
+        elif kind == "message_start":
             self._start = event.message.model_dump(warnings=False)
             self._usage = dict(self._start.get("usage") or {})
         elif kind == "content_block_start":
@@ -133,8 +135,6 @@ class ReplyBuilder:
             )
             self.blocks.append(state)
             self._by_index[event.index] = state
-        elif kind == "content_block_delta":
-            self._add_delta(event.index, event.delta)
         elif kind == "content_block_stop":
             if (stopped := self._by_index.get(event.index)) is not None:
                 stopped.stopped = True

@@ -91,6 +91,10 @@ class Throttle:
         self._clock = clock
         self._last: float | None = None
 
+    def waited(self) -> bool:
+        """Whether at least ``interval`` seconds passed since the last refresh."""
+        return self._last is None or self._clock() - self._last >= self.interval
+
     def due(self, fresh: int = 1, resend: int = 0) -> bool:
         """Whether to refresh now.
 
@@ -262,6 +266,8 @@ class WidgetView:
 
     def on_event(self, builder: ReplyBuilder) -> None:
         """Refresh if the throttle allows it; the first content is shown at once."""
+        if self._painted and not self._throttle.waited():
+            return  # the common case, once per delta: one clock read
         first_content = not self._painted and builder.chars > 0
         fresh = builder.chars - self._shown_chars
         resend = self._body_segments.resend_size + self._thinking_segments.resend_size

@@ -22,6 +22,15 @@ TEST_KEY = "sk-ant-test-0123456789-not-a-real-key"
 """A key-shaped secret: tests check that it never shows up anywhere."""
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to run without the reference data: parametrized tests would quietly vanish."""
+    if not (SSE_DIR.is_dir() and MARKDOWN_DIR.is_dir()):
+        raise pytest.UsageError(
+            f"Reference data missing: expected {SHARED_DATA} (the team's shared/data, "
+            "checked out beside this repository)."
+        )
+
+
 @pytest.fixture
 def server() -> Iterator[FakeServer]:
     """A fake Messages API on 127.0.0.1, stopped after the test."""

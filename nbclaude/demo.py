@@ -20,7 +20,16 @@ from typing import Any
 
 import anthropic
 
-from .testing import Block, FakeServer, Script, reply, text, thinking, tool_use
+from .testing import (
+    Block,
+    FakeServer,
+    Script,
+    estimate_input_tokens,
+    reply,
+    text,
+    thinking,
+    tool_use,
+)
 
 __all__ = [
     "API_KEY",
@@ -256,15 +265,6 @@ def _wants_thinking(body: Mapping[str, Any]) -> bool:
     return isinstance(setting, dict) and setting.get("type") != "disabled"
 
 
-def _input_tokens(body: Mapping[str, Any]) -> int:
-    """A rough count, about four characters per token, like the real tokenizer's average."""
-    messages = body.get("messages")
-    chars = len(_text_of(body.get("system")))
-    if isinstance(messages, list):
-        chars += sum(len(_text_of(m.get("content"))) for m in messages if isinstance(m, dict))
-    return max(1, chars // 4)
-
-
 def canned_reply(body: dict[str, Any], *, delay: float = CHUNK_DELAY) -> Script:
     """The streamed reply the demo server sends to one request.
 
@@ -291,7 +291,7 @@ def canned_reply(body: dict[str, Any], *, delay: float = CHUNK_DELAY) -> Script:
         *blocks,
         model=MODEL,
         stop_reason="tool_use" if canned.tool is not None else "end_turn",
-        input_tokens=_input_tokens(body),
+        input_tokens=estimate_input_tokens(body),
         delay=delay,
     )
 

@@ -66,6 +66,7 @@ __all__ = [
     "code_execution_result",
     "cut_after",
     "error_after",
+    "estimate_input_tokens",
     "http_error",
     "long_markdown",
     "main",
@@ -1006,7 +1007,17 @@ def _text_length(value: Any) -> int:
     return 0
 
 
-def _estimate_input_tokens(body: Mapping[str, Any]) -> int:
+def estimate_input_tokens(body: Mapping[str, Any]) -> int:
+    """About four characters a token over a request's system prompt and messages.
+
+    This is what ``count_tokens`` answers and what scripted replies report as input.
+
+    Args:
+        body: A Messages API request body.
+
+    Returns:
+        The estimate, at least 1.
+    """
     messages = body.get("messages") or []
     chars = _text_length(body.get("system")) + sum(
         _text_length(m.get("content")) for m in messages if isinstance(m, dict)
@@ -1019,7 +1030,7 @@ def _default_reply(body: Mapping[str, Any]) -> Script:
     return text_reply(
         "Hello from nbclaude's fake Messages API. This reply is canned; no model ran.",
         model=model if isinstance(model, str) else DEFAULT_MODEL,
-        input_tokens=_estimate_input_tokens(body),
+        input_tokens=estimate_input_tokens(body),
     )
 
 
@@ -1145,7 +1156,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         elif route == "/v1/messages":
             self._messages(record, record.body)
         else:
-            self._send_json(record, 200, {"input_tokens": _estimate_input_tokens(record.body)})
+            self._send_json(record, 200, {"input_tokens": estimate_input_tokens(record.body)})
 
     def do_PUT(self) -> None:
         self._not_found(self._record())

@@ -140,8 +140,6 @@ class Segments:
         self._pending: list[str] = []
         self._tail = ""
         self._tail_widget: widgets.HTMLMath | None = None
-        self.widgets: list[widgets.Widget] = [self._layout, self._style]
-        """Every widget made here, to close at the end."""
 
     @property
     def resend_size(self) -> int:
@@ -181,19 +179,21 @@ class Segments:
     def _new_html(self, value: str) -> widgets.HTMLMath:
         # HTMLMath typesets its own content when it changes: math in a segment is typeset
         # once, and only the tail's is typeset again on each update.
-        widget = widgets.HTMLMath(value=value, layout=self._layout, style=self._style)
-        self.widgets.append(widget)
-        return widget
+        return widgets.HTMLMath(value=value, layout=self._layout, style=self._style)
 
     def _add_segment(self, segment: widgets.HTMLMath) -> None:
         if not self._chapters or len(self._chapters[-1].children) >= self._chapter_size:
             chapter = widgets.VBox(children=(segment,), layout=self._layout)
-            self.widgets.append(chapter)
             self._chapters.append(chapter)
             self._layout_children()
         else:
             chapter = self._chapters[-1]
             chapter.children = (*chapter.children, segment)
+
+    def close(self) -> None:
+        """Close the shared layout and style (the segments close with their box)."""
+        self._layout.close()
+        self._style.close()
 
     def _layout_children(self) -> None:
         tail = () if self._tail_widget is None else (self._tail_widget,)
@@ -399,9 +399,8 @@ class WidgetView:
             if isinstance(progress.renderer, RemoteRenderer):
                 progress.renderer.close()
         _close_tree(self.root)
-        for segments in (self._thinking_segments, self._body_segments):
-            for widget in segments.widgets:
-                widget.close()
+        self._thinking_segments.close()
+        self._body_segments.close()
 
 
 def _close_tree(widget: widgets.Widget) -> None:

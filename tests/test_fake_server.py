@@ -97,6 +97,7 @@ def test_public_names_are_pinned() -> None:
         "code_execution_result",
         "cut_after",
         "error_after",
+        "estimate_input_tokens",
         "http_error",
         "long_markdown",
         "main",

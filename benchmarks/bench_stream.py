@@ -3,13 +3,14 @@
     python benchmarks/bench_stream.py [--size 400000]
 
 Everything runs on this machine: the fake Messages API on 127.0.0.1 serves a ~400 KB
-Markdown reply, and a real Jupyter kernel runs ``%%claude`` against it while this process
-reads the kernel's iopub messages, which is exactly what a front end would receive.
+Markdown reply from a process of its own (as the real API would be elsewhere), and a real
+Jupyter kernel runs ``%%claude`` against it while this process reads the kernel's iopub
+messages, which is exactly what a front end would receive.
 
 Figures, side by side in one run:
 
 * ``%%claude`` wall time divided by a bare SDK ``create(stream=True)`` loop over the same
-  stream, both run in the kernel (median of several runs).
+  stream, both run in the kernel, in turns (each run's ratio, and their median).
 * Bytes of widget messages sent to the front end while streaming, divided by the final HTML
   bytes (paced stream).
 * Widget messages per second while streaming (paced stream).
@@ -24,9 +25,10 @@ import json
 import os
 import queue
 import statistics
+import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -42,9 +44,38 @@ TIMEOUT = 600
 
 
 @contextmanager
-def kernel(server: FakeServer) -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
+def server_process(size: int) -> Iterator[str]:
+    """A fake Messages API in a process of its own, serving the long reply to every request.
+
+    Yields its URL. It stops when this process closes its stdin, or ends.
+    """
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(size)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    try:
+        yield process.stdout.readline().strip()
+    finally:
+        process.stdin.close()
+        process.wait(timeout=30)
+
+
+def serve(size: int) -> None:
+    """The server process: answer every request with the long reply, until stdin closes."""
+    reply = text_reply(long_markdown(size), chunk_size=20)
+    with FakeServer(max_response_seconds=TIMEOUT, default=reply) as server:
+        print(server.url, flush=True)
+        sys.stdin.read()
+
+
+@contextmanager
+def kernel(url: str) -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-    env.update(ANTHROPIC_BASE_URL=server.url, ANTHROPIC_API_KEY=KEY)
+    env.update(ANTHROPIC_BASE_URL=url, ANTHROPIC_API_KEY=KEY)
     manager = KernelManager(kernel_name="python3")
     manager.start_kernel(env=env)
     client = manager.client()
@@ -105,48 +136,32 @@ print(time.perf_counter() - _t, len(_claude.text))
 """
 
 
-IN_KERNEL_SERVER = """
-import os
-from nbclaude.testing import FakeServer, long_markdown, text_reply
-_server = FakeServer(max_response_seconds=600).start()
-_outer_url, os.environ["ANTHROPIC_BASE_URL"] = os.environ["ANTHROPIC_BASE_URL"], _server.url
-get_ipython().run_line_magic("config", f"ClaudeMagics.base_url = {{_server.url!r}}")
-_text = long_markdown({size})
-"""
+def wall_times(
+    client: BlockingKernelClient, text: str, runs: int
+) -> tuple[list[float], list[float]]:
+    """Seconds of the bare loop and of ``%%claude``, run in turns in the kernel.
 
-ENQUEUE_IN_KERNEL = (
-    "_server.enqueue(text_reply(_text, chunk_size=20))\n"
-    "os.environ['ANTHROPIC_BASE_URL'] = _server.url\n"
-)
-
-
-def wall_ratio(
-    client: BlockingKernelClient, enqueue: Callable[[], None] | str, text: str, runs: int
-) -> tuple[float, float]:
-    """Median seconds of the bare loop and of ``%%claude``, alternating, in the kernel.
-
-    ``enqueue`` queues the reply: a function for a server in this process, or code the
-    kernel runs first (untimed) for a server in the kernel.
+    Each run of one is next to a run of the other, so the two see the same machine.
     """
-    bare, magic = [], []
+    bare: list[float] = []
+    magic: list[float] = []
     for _ in range(runs):
         for code, times in ((BARE_LOOP, bare), (MAGIC, magic)):
-            if callable(enqueue):
-                enqueue()
-            else:
-                code = enqueue + code
             _, messages = execute(client, code)
             seconds, length = printed(messages).split()
             assert int(length) == len(text)
             times.append(float(seconds))
-    return statistics.median(bare), statistics.median(magic)
+    return bare, magic
 
 
-def report_wall(where: str, bare: float, magic: float) -> None:
-    print(f"  {where}")
-    print(f"    bare SDK create(stream=True) loop  median {bare:.3f} s")
-    print(f"    %%claude (widget view)              median {magic:.3f} s")
-    print(f"    wall time ratio                     {magic / bare:.2f}   (target <= 1.2)")
+def report_wall(bare: list[float], magic: list[float]) -> None:
+    ratios = [m / b for b, m in zip(bare, magic, strict=True)]
+    print(f"  bare SDK create(stream=True) loop    median {statistics.median(bare):.3f} s")
+    print(f"  %%claude (widget view)                median {statistics.median(magic):.3f} s")
+    print(f"  each run, %%claude / the bare loop    {' '.join(f'{r:.2f}' for r in ratios)}")
+    print(
+        f"  wall time ratio, median of the runs  {statistics.median(ratios):.2f}   (target <= 1.2)"
+    )
 
 
 def message_bytes(msg: dict[str, Any]) -> int:
@@ -248,11 +263,15 @@ def p99(values: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=400_000, help="reply size in characters")
-    parser.add_argument("--runs", type=int, default=3, help="runs for the wall-time ratio")
+    parser.add_argument("--runs", type=int, default=9, help="runs for the wall-time ratio")
+    parser.add_argument("--serve", type=int, metavar="SIZE", help=argparse.SUPPRESS)
     parser.add_argument(
         "--delay", type=float, default=0.001, help="seconds between deltas when paced"
     )
     args = parser.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return
     text = long_markdown(args.size)
     print(f"nbclaude streaming benchmark, Python {sys.version.split()[0]}, {os.cpu_count()} cores")
 
@@ -266,33 +285,19 @@ def main() -> None:
         )
     print(f"  first delta to first paint           {first_paint(text) * 1000:.2f} ms")
 
-    with FakeServer(max_response_seconds=TIMEOUT) as server, kernel(server) as (_, client):
+    with server_process(args.size) as url, kernel(url) as (_, client):
         execute(client, "%load_ext nbclaude\n%config ClaudeMagics.frontend = 'widget'")
-        print("\nWall time in a real kernel")
+        print("\nWall time in a real kernel, the fake server in a process of its own")
         print(
             f"  reply: {len(text) / 1000:.0f} KB in {len(text) // 20:,} text deltas, unpaced, "
-            f"median of {args.runs} runs each"
+            f"{args.runs} runs each"
         )
+        report_wall(*wall_times(client, text, args.runs))
 
-        def enqueue() -> None:
-            server.enqueue(text_reply(text, chunk_size=20))
-
-        report_wall(
-            "fake server in this process (it takes CPU from the kernel's two cores)",
-            *wall_ratio(client, enqueue, text, args.runs),
-        )
-        execute(client, IN_KERNEL_SERVER.format(size=args.size))
-        report_wall(
-            "fake server in the kernel's process (the second core left to the render worker)",
-            *wall_ratio(client, ENQUEUE_IN_KERNEL, text, args.runs),
-        )
-        # Back to the server in this process, which the traffic run scripts.
-        execute(
-            client,
-            "%config ClaudeMagics.base_url = ''\nos.environ['ANTHROPIC_BASE_URL'] = _outer_url",
-        )
         print("\nTraffic to the front end, paced")
-        traffic(client, server, text, args.delay)
+        with FakeServer(max_response_seconds=TIMEOUT) as paced_server:
+            execute(client, f"%config ClaudeMagics.base_url = {paced_server.url!r}")
+            traffic(client, paced_server, text, args.delay)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml
 from markdown_it.renderer import RendererHTML
 from markdown_it.rules_block import StateBlock
-from markdown_it.rules_core import StateCore, block, normalize
+from markdown_it.rules_core import StateCore
 from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
@@ -639,18 +639,29 @@ class IncrementalRenderer:
         """
         if self._tail is not None:
             return Update(frozen="", tail=self._tail)
-        source = self._open_text()
-        frozen = ""
-        complete = source.rfind("\n") + 1
-        if complete > self._scanned:
-            cut = self._last_block_start(source[:complete])
-            self._scanned = complete - cut
-            if cut:
-                frozen = self._freeze(source[:cut])
-                source = source[cut:]
-                self._open = [source]
-        self._tail = self._render(source, self._env())
+        frozen = self.freeze()
+        self._tail = self._render(self._open_text(), self._env())
         return Update(frozen=frozen, tail=self._tail)
+
+    def freeze(self) -> str:
+        """Freeze the blocks that have become final, without rendering the open tail.
+
+        Returns:
+            Their HTML (often empty): what the next :meth:`update` would otherwise have
+            returned as ``frozen``. Rendering the tail is the part of an update whose
+            result is soon stale; a caller that shows the tail only now and then can
+            freeze more often, so that little is left to do when it asks.
+        """
+        source = self._open_text()
+        complete = source.rfind("\n") + 1
+        if complete <= self._scanned:
+            return ""
+        scan = self._scan(source[:complete])
+        self._scanned = complete - scan.offset
+        if not scan.offset:
+            return ""
+        self._open = [source[scan.offset :]]
+        return self._freeze(source[: scan.offset], scan)
 
     def finish(self) -> str:
         """Return the final HTML: exactly ``render(self.text)`` with this parser.
@@ -684,10 +695,31 @@ class IncrementalRenderer:
         self._whole_document_state |= not _REFERENCE_KEYS.issuperset(env)
         return html
 
-    def _freeze(self, source: str) -> str:
-        """Render finished blocks once and for all, keeping their link definitions."""
-        env = self._env()
-        html = self._render(source, env)
+    def _freeze(self, source: str, scan: _Scan) -> str:
+        """Render finished blocks once and for all, keeping their link definitions.
+
+        The scan has already parsed their blocks: its tokens before the last block are
+        exactly those of parsing ``source`` alone (blocks end where the next begins), so
+        they go through the rest of the core chain (inline, text_join, …) and the
+        renderer without being parsed again. They see the definitions made before the
+        last block, as a rendering of ``source`` alone would.
+        """
+        state = scan.state
+        tokens = state.tokens
+        end = next((i for i, token in enumerate(tokens) if _starts_at(token, scan.line)), None)
+        state.tokens = tokens[:end]  # the last unit may be a definition, with no token
+        defined = state.env["references"].maps[0]
+        state.env = env = self._env()
+        env["references"].maps[0].update(
+            (label, definition)
+            for label, definition in defined.items()
+            if definition["map"][0] < scan.line
+        )
+        self.parsed_chars += len(source)
+        for rule in _core_rules(self._parser)[1]:
+            rule(state)
+        html: str = self._parser.renderer.render(state.tokens, self._parser.options, env)
+        self._whole_document_state |= not _REFERENCE_KEYS.issuperset(env)
         self._references.update(env["references"].maps[0])
         if self._references_for_brackets is None and "[" in source:
             self._references_for_brackets = len(self._references)
@@ -695,31 +727,32 @@ class IncrementalRenderer:
         self._frozen_html.append(html)
         return html
 
-    def _last_block_start(self, source: str) -> int:
-        """Find where the last top-level block of ``source`` starts.
+    def _scan(self, source: str) -> _Scan:
+        """Parse the blocks of ``source`` and find where the last top-level one starts.
 
         Args:
             source: Complete lines of Markdown, right after the frozen text.
 
         Returns:
-            The offset in ``source`` of the line where the last top-level block
-            starts (or of a link definition right before it): everything before it
-            can be frozen. ``0`` when there is a single block.
+            The parse, and the line and offset in ``source`` where the last top-level
+            block starts (or a link definition right before it): everything before it
+            can be frozen. Line and offset are ``0`` when there is a single block.
         """
-        env = self._env()
+        state = StateCore(source, self._parser, self._env())
         self.parsed_chars += len(source)
-        state = StateCore(source, self._parser, env)
-        normalize(state)
-        block(state)
+        for rule in _core_rules(self._parser)[0]:
+            rule(state)
+        self._whole_document_state |= not _REFERENCE_KEYS.issuperset(state.env)
 
         spans: list[tuple[int, int, bool]] = []
         for token in state.tokens:
             if token.level == 0 and token.nesting >= 0:
                 if token.map is None:
-                    return 0  # a block we cannot place: freeze nothing
+                    return _Scan(state, 0, 0)  # a block we cannot place: freeze nothing
                 spans.append((token.map[0], token.map[1], False))
         # Definitions emit no token: find them in env, and skip those inside a block.
         block_starts = [start for start, _, _ in spans]
+        env = state.env
         definitions = [*env["references"].maps[0].values(), *env.get("duplicate_refs", ())]
         for start, end in (definition["map"] for definition in definitions):
             enclosing = bisect.bisect_right(block_starts, start) - 1
@@ -739,8 +772,35 @@ class IncrementalRenderer:
             end = stop
             sticky = sticky or is_definition
         if len(starts) < 2:
-            return 0
-        return _line_offset(source, starts[-1])
+            return _Scan(state, 0, 0)
+        return _Scan(state, starts[-1], _line_offset(source, starts[-1]))
+
+
+@dataclass(slots=True)
+class _Scan:
+    """The blocks of the open text's complete lines, and where the last one starts."""
+
+    state: StateCore
+    """The parse, after the core rules up to ``block``."""
+    line: int
+    """The line where the last top-level block (or definition unit) starts."""
+    offset: int
+    """Where that line starts in the source; ``0`` when nothing can be frozen."""
+
+
+def _starts_at(token: Token, line: int) -> bool:
+    """Whether ``token`` opens a top-level block at ``line`` or after it."""
+    return (
+        token.level == 0 and token.nesting >= 0 and token.map is not None and token.map[0] >= line
+    )
+
+
+def _core_rules(parser: MarkdownIt) -> tuple[list[Any], list[Any]]:
+    """The parser's core chain, split after the ``block`` rule: (up to it, after it)."""
+    names = parser.core.ruler.get_active_rules()
+    rules = parser.core.ruler.getRules("")
+    after = names.index("block") + 1
+    return rules[:after], rules[after:]
 
 
 def _line_offset(source: str, line: int) -> int:

@@ -53,6 +53,10 @@ CHAPTER_SIZE = 32
 FOOTER_INTERVAL = 1.0
 """Seconds between footer updates (elapsed time, token count); text updates come faster."""
 
+FEED_INTERVAL = 0.02
+"""Seconds between hand-offs of new text to the render worker, refresh or not: it renders
+while the reply streams, so little is left to render when the reply ends."""
+
 CATCH_UP_TIMEOUT = 5.0
 """Seconds the view waits for the render worker when it must be current (a block ended)."""
 
@@ -227,9 +231,10 @@ class WidgetView:
         worker: RenderWorker | None = None,
     ) -> None:
         self._clock = clock
-        # A worker renders on another core; one still starting up is not waited for.
-        self._worker = worker if worker is not None and worker.ready else None
-        self._session = self._worker.session() if self._worker is not None else 0
+        # A worker renders on another core; one still starting up is not waited for, and
+        # a block that begins before it is ready renders in the kernel.
+        self._worker = worker
+        self._session = 0
         self._throttle = Throttle(min_interval, clock=clock)
         self._remote_images = remote_images
         self._started = clock()
@@ -253,6 +258,7 @@ class WidgetView:
         self._progress: list[_BlockProgress] = []
         self._answer_started = False
         self._painted = False
+        self._fed_at = -FEED_INTERVAL
         self._shown_chars = 0
         self._builder: ReplyBuilder | None = None
         self._handle: DisplayHandle | None = None
@@ -267,7 +273,8 @@ class WidgetView:
     def on_event(self, builder: ReplyBuilder) -> None:
         """Refresh if the throttle allows it; the first content is shown at once."""
         if self._painted and not self._throttle.waited():
-            return  # the common case, once per delta: one clock read
+            self._feed(builder)
+            return  # the common case, once per delta
         first_content = not self._painted and builder.chars > 0
         fresh = builder.chars - self._shown_chars
         resend = self._body_segments.resend_size + self._thinking_segments.resend_size
@@ -276,6 +283,26 @@ class WidgetView:
             self.refresh(builder)
             self._painted = builder.chars > 0
             self._throttle.record(started)
+        else:
+            self._feed(builder)
+
+    def _feed(self, builder: ReplyBuilder) -> None:
+        """Hand new text to the render worker every :data:`FEED_INTERVAL` seconds."""
+        if self._worker is None:
+            return
+        now = self._clock()
+        if now < self._fed_at + FEED_INTERVAL:
+            return
+        self._fed_at = now
+        for block, progress in zip(builder.blocks, self._progress, strict=False):
+            renderer = progress.renderer
+            if isinstance(renderer, RemoteRenderer) and not progress.done:
+                self._append(block, progress, renderer)
+                try:
+                    renderer.send()
+                except WorkerError:
+                    progress.renderer = None
+                    progress.done = True  # the end renders it anew
 
     def refresh(self, builder: ReplyBuilder) -> None:
         """Bring the widget up to date with everything the builder holds."""
@@ -316,9 +343,19 @@ class WidgetView:
         return _BlockProgress(None)
 
     def _renderer(self, index: int, *, remote_images: bool = False) -> Renderer:
-        if self._worker is not None:
-            return RemoteRenderer(self._worker, (self._session, index), remote_images=remote_images)
+        worker = self._worker
+        if worker is not None and worker.ready:
+            if not self._session:
+                self._session = worker.session()
+            return RemoteRenderer(worker, (self._session, index), remote_images=remote_images)
         return IncrementalRenderer(remote_images=remote_images)
+
+    @staticmethod
+    def _append(block: BlockState, progress: _BlockProgress, renderer: Renderer) -> None:
+        """Give the renderer the block's text that it has not seen yet."""
+        for chunk in block.chunks[progress.chunks :]:
+            renderer.append(chunk)
+        progress.chunks = len(block.chunks)
 
     def _update(self, progress: _BlockProgress, *, current: bool) -> Update | None:
         """The renderer's update; ``None`` if its worker failed (the end renders it anew)."""
@@ -338,9 +375,7 @@ class WidgetView:
         segments = self._thinking_segments if thinking else self._body_segments
         renderer = progress.renderer
         if renderer is not None:
-            for chunk in block.chunks[progress.chunks :]:
-                renderer.append(chunk)
-            progress.chunks = len(block.chunks)
+            self._append(block, progress, renderer)
             # Wait for a worker when it matters: the first text, and a block's last tail.
             update = self._update(progress, current=block.stopped or not self._painted)
             if update is None:
@@ -378,9 +413,7 @@ class WidgetView:
             renderer = progress.renderer
             if renderer is None:
                 continue
-            for chunk in block.chunks[progress.chunks :]:
-                renderer.append(chunk)
-            progress.chunks = len(block.chunks)
+            self._append(block, progress, renderer)
             progress.renderer = None
             try:
                 rendered[position] = renderer.finish()

@@ -43,20 +43,23 @@ class WorkerError(Exception):
 
 
 def _serve(requests: Connection, answers: Connection) -> None:  # pragma: no cover - child
-    """The worker's loop: batch the queued requests, render each touched block once."""
+    """The worker's loop: batch the queued requests, render each touched block once.
+
+    ``feed`` freezes what it can and keeps the HTML for the next ``update``'s answer;
+    ``update`` also renders the tail and answers; ``finish`` answers with the final HTML.
+    """
     renderers: dict[Key, IncrementalRenderer] = {}
+    unsent: dict[Key, list[str]] = {}  # frozen HTML of feeds, for the next answer
+    inbox = _Requests(requests)
     answers.send(("ready", None))
-    while True:
-        try:
-            batch = [requests.recv()]
-            while requests.poll():
-                batch.append(requests.recv())
-        except (EOFError, OSError):
-            return
+    while (batch := inbox.take()) is not None:
+        fed: set[Key] = set()
         dirty: dict[Key, int] = {}  # key -> the latest sequence number asked for
         for op, key, *args in batch:
             if op == "drop":
                 renderers.pop(key, None)
+                unsent.pop(key, None)
+                fed.discard(key)
                 dirty.pop(key, None)
                 continue
             seq, text, remote_images = args
@@ -65,13 +68,60 @@ def _serve(requests: Connection, answers: Connection) -> None:  # pragma: no cov
                 renderer = renderers[key] = IncrementalRenderer(remote_images=remote_images)
             renderer.append(text)
             if op == "finish":
+                fed.discard(key)
                 dirty.pop(key, None)
+                unsent.pop(key, None)
                 answers.send(("finish", key, seq, renderers.pop(key).finish()))
+            elif op == "feed":
+                fed.add(key)
             else:
                 dirty[key] = seq
+        for key in fed - dirty.keys():
+            unsent.setdefault(key, []).append(renderers[key].freeze())
         for key, seq in dirty.items():
             update = renderers[key].update()
-            answers.send(("update", key, seq, update.frozen, update.tail))
+            frozen = "".join([*unsent.pop(key, ()), update.frozen])
+            answers.send(("update", key, seq, frozen, update.tail))
+
+
+class _Requests:
+    """The worker's side of the request pipe, read by a thread of its own.
+
+    The kernel writes to the pipe from the thread that reads the stream. If the worker
+    read it only between renderings, a slow rendering would let the pipe fill, and the
+    kernel's next write would wait for the worker: the stream would slow down to the
+    pace of the rendering. Draining it at once keeps the kernel from ever waiting.
+    """
+
+    def __init__(self, requests: Connection) -> None:  # pragma: no cover - child
+        self._requests = requests
+        self._queue: list[Any] = []
+        self._closed = False
+        self._changed = threading.Condition()
+        reader = threading.Thread(target=self._read, name="nbclaude-request-reader")
+        reader.daemon = True
+        reader.start()
+
+    def _read(self) -> None:  # pragma: no cover - child
+        while True:
+            try:
+                message = self._requests.recv()
+            except (EOFError, OSError):
+                with self._changed:
+                    self._closed = True
+                    self._changed.notify()
+                return
+            with self._changed:
+                self._queue.append(message)
+                self._changed.notify()
+
+    def take(self) -> list[Any] | None:  # pragma: no cover - child
+        """Every request received and not taken yet, in order; ``None`` once the kernel
+        has closed the pipe and nothing is left."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._queue or self._closed)
+            batch, self._queue = self._queue, []
+        return batch or None
 
 
 @dataclass(slots=True)
@@ -235,9 +285,11 @@ class RemoteRenderer:
         self._remote_images = remote_images
         self._pending: list[str] = []
         self._seq = 0
+        self._fed = False
+        """Whether text went out in a feed since the last update request."""
 
     def append(self, text: str) -> None:
-        """Queue text; it is sent with the next :meth:`update`."""
+        """Queue text; it is sent with the next :meth:`send` or :meth:`update`."""
         if text:
             self._pending.append(text)
 
@@ -251,10 +303,24 @@ class RemoteRenderer:
         Raises:
             WorkerError: If the worker is gone, or did not catch up in time.
         """
-        if self._pending or (wait and self._seq == 0):
+        if self._pending or self._fed or (wait and self._seq == 0):
             self._send("update")
         frozen, tail = self._worker.take(self._key, seq=self._seq if wait else 0, timeout=timeout)
         return Update(frozen=frozen, tail=tail)
+
+    def send(self) -> None:
+        """Send the queued text, for the worker to freeze what it can before it is asked.
+
+        Nothing comes back until the next :meth:`update`, whose answer carries the
+        blocks frozen meanwhile: the worker keeps up with the stream without rendering
+        a tail that nobody would see.
+
+        Raises:
+            WorkerError: If the worker is gone.
+        """
+        if self._pending:
+            self._send("feed")
+            self._fed = True
 
     def finish(self, timeout: float = FINISH_TIMEOUT) -> str:
         """The exact final HTML; waits for the worker to catch up."""
@@ -263,6 +329,7 @@ class RemoteRenderer:
 
     def _send(self, op: str) -> None:
         self._seq += 1
+        self._fed = False
         self._worker.send(op, self._key, self._seq, "".join(self._pending), self._remote_images)
         self._pending.clear()
 
@@ -310,7 +377,10 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - runs in t
     # us. The worker ends when the kernel closes the request pipe, however it exits.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     requests_fd, answers_fd = (int(arg) for arg in (argv or sys.argv[1:]))
-    _serve(Connection(requests_fd, writable=False), Connection(answers_fd, readable=False))
+    # A kernel that exits while an answer is on its way closes the answer pipe: nothing
+    # is waiting for it, so end quietly rather than print a traceback into its log.
+    with contextlib.suppress(BrokenPipeError):
+        _serve(Connection(requests_fd, writable=False), Connection(answers_fd, readable=False))
 
 
 if __name__ == "__main__":  # pragma: no cover

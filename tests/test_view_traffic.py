@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 import comm
+import ipywidgets as widgets
 import pytest
 from anthropic.types import (
     Message,
@@ -30,6 +31,7 @@ from nbclaude.markdown import render
 from nbclaude.stream import ReplyBuilder
 from nbclaude.testing import long_markdown
 from nbclaude.view import WidgetView
+from nbclaude.worker import RenderWorker
 
 
 class RecordingComm(BaseComm):
@@ -66,10 +68,12 @@ class SimulatedClock:
         return self.now
 
 
-def stream_into_view(text: str, seconds_per_delta: float, chunk: int = 20) -> WidgetView:
+def stream_into_view(
+    text: str, seconds_per_delta: float, chunk: int = 20, worker: RenderWorker | None = None
+) -> WidgetView:
     """Feed ``text`` as text deltas through a builder into a live view, then finish it."""
     clock = SimulatedClock()
-    view = WidgetView(clock=clock)
+    view = WidgetView(clock=clock, worker=worker)
     builder = ReplyBuilder(clock=clock)
     message = Message(
         id="msg_traffic",
@@ -100,6 +104,15 @@ def stream_into_view(text: str, seconds_per_delta: float, chunk: int = 20) -> Wi
         view.on_event(builder)
     view.refresh(builder)
     return view
+
+
+def shown_html(view: WidgetView) -> str:
+    """The HTML the live answer shows: every segment of every chapter, then the tail."""
+    parts = []
+    for child in view.body.children:
+        segments = child.children if isinstance(child, widgets.Box) else (child,)
+        parts += [segment.value for segment in segments]
+    return "".join(parts)
 
 
 def traffic(sent: list[tuple[str, int]]) -> tuple[int, int]:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import random
+import threading
 from collections.abc import Iterator
+from multiprocessing.connection import Connection
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from nbclaude.markdown import render
-from nbclaude.testing import FakeServer, text_reply
-from nbclaude.worker import RemoteRenderer, RenderWorker, WorkerError
+from nbclaude.testing import FakeServer, long_markdown, text_reply
+from nbclaude.worker import RemoteRenderer, RenderWorker, WorkerError, _Requests
 
 from .conftest import run
+from .test_view_traffic import recorded, shown_html, stream_into_view
+
+__all__ = ["recorded"]  # a fixture, imported to be used here
 
 REPLY = (
     "# A heading\n\nSome *text* with `code` and a [link][ref].\n\n"
@@ -57,6 +63,73 @@ def test_remote_rendering_matches_rendering_in_the_kernel(
         # after its use, the live view may lag: the renderer's documented exception.)
         assert live == render(text)
     assert renderer.finish() == render(text)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_text_sent_between_updates_is_frozen_and_handed_out_in_order(
+    worker: RenderWorker, seed: int
+) -> None:
+    rng = random.Random(seed)
+    renderer = RemoteRenderer(worker, (4, seed))
+    text = NO_FORWARD_REFERENCES * 3
+    shown: list[str] = []
+    position = 0
+    while position < len(text):
+        step = rng.randint(1, 40)
+        renderer.append(text[position : position + step])
+        position += step
+        if rng.random() < 0.7:
+            renderer.send()  # frozen by the worker, handed out with the next update
+        else:
+            shown.append(renderer.update().frozen)
+    last = renderer.update(wait=True)
+    shown.append(last.frozen)
+    assert "".join(shown) + last.tail == render(text)
+    assert renderer.finish() == render(text)
+
+
+def test_an_update_after_a_send_hands_out_what_the_send_froze(worker: RenderWorker) -> None:
+    renderer = RemoteRenderer(worker, (5, 0))
+    renderer.append("# One\n\ntwo\n\nthree\n\nfour")
+    renderer.send()
+    # Nothing new to send: the update still asks, and gets the blocks the send froze
+    # (all but the last block of the complete lines, which may still grow).
+    update = renderer.update(wait=True)
+    assert update.frozen == render("# One\n\ntwo\n\n")
+    assert update.frozen + update.tail == render("# One\n\ntwo\n\nthree\n\nfour")
+
+
+def test_the_worker_drains_its_pipe_while_it_renders() -> None:
+    # The kernel writes requests from the thread that reads the stream: a write must never
+    # wait for the worker to finish a rendering. Here nobody takes the requests, yet
+    # more than a pipe's buffer of them goes through.
+    read_fd, write_fd = os.pipe()
+    requests = _Requests(Connection(read_fd, writable=False))
+    writer_end = Connection(write_fd, readable=False)
+    piece = "x" * 4096
+    writer = threading.Thread(target=lambda: [writer_end.send(piece) for _ in range(256)])
+    writer.start()
+    writer.join(timeout=60)
+    assert not writer.is_alive(), "a write waited for the reader"
+    received: list[str] = []
+    while len(received) < 256:
+        batch = requests.take()
+        assert batch is not None
+        received += batch
+    assert received == [piece] * 256
+    writer_end.close()
+    assert requests.take() is None  # the writer closed the pipe, and nothing is left
+
+
+def test_a_live_view_fed_between_refreshes_ends_exactly_on_the_reply(
+    worker: RenderWorker, recorded: list[tuple[str, int]]
+) -> None:
+    text = long_markdown(60_000)
+    # A delta every 2 ms (simulated): many feeds, a refresh every 80 ms or more.
+    view = stream_into_view(text, 0.002, worker=worker)
+    assert view.refreshes >= 10
+    assert shown_html(view) == render(text)
+    assert sum(size for _, size in recorded) <= 2 * len(render(text))
 
 
 def test_two_renderers_share_one_worker(worker: RenderWorker) -> None:

@@ -6,10 +6,11 @@ into the current frozen segment, an HTML widget that is sealed once it holds
 chapter boxes of :data:`CHAPTER_SIZE` so no children list grows with the reply. The open
 block is re-rendered into a separate tail widget, so sealing re-sends nothing. Segments are
 ``HTMLMath`` widgets: the front end typesets math in a segment when it changes, never the
-whole reply. Refreshes are
-throttled (:class:`Throttle`), and :meth:`WidgetView.finish` replaces the widget with the
-static view through the same display id, reusing the HTML rendered while streaming, so the
-saved notebook needs no widget support and a long reply is rendered once.
+whole reply. Refreshes are throttled (:class:`Throttle`); with a render worker, new text
+is fed to it every :data:`FEED_INTERVAL` seconds in between, so it renders while the reply
+streams. :meth:`WidgetView.finish` replaces the widget with the static view through the
+same display id, reusing the HTML rendered while streaming, so the saved notebook needs no
+widget support and a long reply is rendered once.
 
 This is the only module that touches ipywidgets; the request runs outside any
 ``with output:`` block, in the cell's own thread.

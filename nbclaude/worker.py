@@ -5,11 +5,16 @@ CPU as reading its stream through the SDK, and a thread would only share the sam
 :class:`RenderWorker` is a separate process running :class:`~nbclaude.markdown.IncrementalRenderer`
 objects for the live view, so the stream is read on one core while it is rendered on another.
 
-The protocol is asynchronous and ordered. :class:`RemoteRenderer` sends the text that
-arrived since its last update and returns at once with whatever rendering has come back so
-far (the view lags by at most one refresh); :meth:`RemoteRenderer.finish` waits for the
-exact final HTML. The worker reads every queued message before rendering, so when it falls
-behind it renders each block once per batch rather than once per message.
+The protocol is asynchronous and ordered. The view *feeds* new text to the worker every
+few tens of milliseconds (:meth:`RemoteRenderer.send`): the worker freezes the blocks that
+are final and keeps their HTML, renders no tail, and answers nothing, so it stays close
+behind the stream at the cost of rendering it once. On a refresh,
+:meth:`RemoteRenderer.update` asks for an answer and returns at once with whatever came
+back so far (the view lags by at most one refresh); :meth:`RemoteRenderer.finish` waits
+for the exact final HTML, which is then little work away. The worker takes every queued
+message before rendering, so when it falls behind it renders each block once per batch
+rather than once per message, and a thread of its own drains the request pipe meanwhile,
+so the kernel never waits on a full pipe.
 
 A worker that is not ready yet, has died, or stops answering is never waited on for long:
 the view falls back to rendering in the kernel (see ``nbclaude.view``).

@@ -215,6 +215,11 @@ class _BlockProgress:
         self.chunks = 0
         self.done = False
 
+    def lose_renderer(self) -> None:
+        """Its render worker failed: show the block no further; the end renders it anew."""
+        self.renderer = None
+        self.done = True
+
 
 class WidgetView:
     """The live widget: thinking that folds, a Markdown body, a footer with time and tokens.
@@ -302,8 +307,7 @@ class WidgetView:
                 try:
                     renderer.send()
                 except WorkerError:
-                    progress.renderer = None
-                    progress.done = True  # the end renders it anew
+                    progress.lose_renderer()
 
     def refresh(self, builder: ReplyBuilder) -> None:
         """Bring the widget up to date with everything the builder holds."""
@@ -367,8 +371,7 @@ class WidgetView:
         try:
             return renderer.update(wait=current, timeout=CATCH_UP_TIMEOUT)
         except WorkerError:
-            progress.renderer = None
-            progress.done = True
+            progress.lose_renderer()
             return None
 
     def _show(self, block: BlockState, progress: _BlockProgress) -> None:

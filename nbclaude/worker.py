@@ -98,7 +98,7 @@ class _Requests:
     pace of the rendering. Draining it at once keeps the kernel from ever waiting.
     """
 
-    def __init__(self, requests: Connection) -> None:  # pragma: no cover - child
+    def __init__(self, requests: Connection) -> None:
         self._requests = requests
         self._queue: list[Any] = []
         self._closed = False
@@ -107,7 +107,7 @@ class _Requests:
         reader.daemon = True
         reader.start()
 
-    def _read(self) -> None:  # pragma: no cover - child
+    def _read(self) -> None:
         while True:
             try:
                 message = self._requests.recv()
@@ -120,9 +120,12 @@ class _Requests:
                 self._queue.append(message)
                 self._changed.notify()
 
-    def take(self) -> list[Any] | None:  # pragma: no cover - child
-        """Every request received and not taken yet, in order; ``None`` once the kernel
-        has closed the pipe and nothing is left."""
+    def take(self) -> list[Any] | None:
+        """Every request received and not taken yet, in order.
+
+        Returns:
+            The requests, or ``None`` once the kernel closed the pipe and none are left.
+        """
         with self._changed:
             self._changed.wait_for(lambda: self._queue or self._closed)
             batch, self._queue = self._queue, []

@@ -41,23 +41,36 @@ def worker() -> Iterator[RenderWorker]:
 NO_FORWARD_REFERENCES = REPLY.replace("[link][ref]", "[link](https://example.com)")
 
 
+def stream_live(
+    renderer: RemoteRenderer, text: str, seed: int, *, longest: int, send_share: float = 0.0
+) -> str:
+    """Stream ``text`` in random pieces, each sent (``send_share`` of them) or updated.
+
+    Returns:
+        What a live view shows at the end: the frozen HTML handed out, then the tail.
+    """
+    rng = random.Random(seed)
+    shown: list[str] = []
+    position = 0
+    while position < len(text):
+        step = rng.randint(1, longest)
+        renderer.append(text[position : position + step])
+        position += step
+        if send_share and rng.random() < send_share:
+            renderer.send()  # frozen by the worker, handed out with the next update
+        else:
+            shown.append(renderer.update().frozen)
+    last = renderer.update(wait=True)
+    return "".join(shown) + last.frozen + last.tail
+
+
 @pytest.mark.parametrize("text", [REPLY, NO_FORWARD_REFERENCES], ids=["refs", "no-refs"])
 @pytest.mark.parametrize("seed", range(4))
 def test_remote_rendering_matches_rendering_in_the_kernel(
     worker: RenderWorker, seed: int, text: str
 ) -> None:
-    rng = random.Random(seed)
     renderer = RemoteRenderer(worker, (1, seed))
-    shown: list[str] = []
-    position = 0
-    while position < len(text):
-        step = rng.randint(1, 12)
-        renderer.append(text[position : position + step])
-        position += step
-        shown.append(renderer.update().frozen)
-    last = renderer.update(wait=True)
-    shown.append(last.frozen)
-    live = "".join(shown) + last.tail
+    live = stream_live(renderer, text, seed, longest=12)
     if text is NO_FORWARD_REFERENCES:
         # Live: frozen HTML once, in order, then the current tail. (With a definition
         # after its use, the live view may lag: the renderer's documented exception.)
@@ -69,22 +82,9 @@ def test_remote_rendering_matches_rendering_in_the_kernel(
 def test_text_sent_between_updates_is_frozen_and_handed_out_in_order(
     worker: RenderWorker, seed: int
 ) -> None:
-    rng = random.Random(seed)
     renderer = RemoteRenderer(worker, (4, seed))
     text = NO_FORWARD_REFERENCES * 3
-    shown: list[str] = []
-    position = 0
-    while position < len(text):
-        step = rng.randint(1, 40)
-        renderer.append(text[position : position + step])
-        position += step
-        if rng.random() < 0.7:
-            renderer.send()  # frozen by the worker, handed out with the next update
-        else:
-            shown.append(renderer.update().frozen)
-    last = renderer.update(wait=True)
-    shown.append(last.frozen)
-    assert "".join(shown) + last.tail == render(text)
+    assert stream_live(renderer, text, seed, longest=40, send_share=0.7) == render(text)
     assert renderer.finish() == render(text)
 
 

@@ -27,5 +27,10 @@ if [ "${1:-}" = "--execute" ]; then
     --output quickstart.out.ipynb notebooks/quickstart.ipynb
   echo "Wrote notebooks/quickstart.out.ipynb"
 else
-  exec "$venv/bin/jupyter" lab notebooks/quickstart.ipynb
+  # Jupyter refuses to start as root unless told to (containers and CI machines run as root).
+  root_flag=()
+  if [ "$(id -u)" = 0 ]; then
+    root_flag=(--allow-root)
+  fi
+  exec "$venv/bin/jupyter" lab "${root_flag[@]}" notebooks/quickstart.ipynb
 fi

@@ -190,7 +190,8 @@ def _render_text(
     self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
 ) -> str:
     """Escape text, and keep it from being typeset as math by the front end."""
-    return escapeHtml(tokens[idx].content).translate(_TEX_GUARD)
+    html = escapeHtml(tokens[idx].content)
+    return html.translate(_TEX_GUARD) if "$" in html or "\\" in html else html
 
 
 # --------------------------------------------------------------------------------------
@@ -214,6 +215,8 @@ _INLINE_MATH: Final = (
     ("$", "$", False),
 )
 _BLOCK_MATH: Final = (("$$", "$$"), ("\\[", "\\]"))
+_MATH_OPENERS: Final = frozenset("$\\")
+"""The first characters of every opener, inline or block."""
 
 _UNCLOSED: Final[WeakKeyDictionary[StateInline, dict[tuple[str, int], int]]] = WeakKeyDictionary()
 """For each inline parse and (closer, end of range): the first position from which the
@@ -231,6 +234,8 @@ def _math_inline(state: StateInline, silent: bool) -> bool:
     preceded by whitespace nor followed by a digit, else there is no math at all.
     """
     src, start, end = state.src, state.pos, state.posMax
+    if src[start] not in _MATH_OPENERS:  # the common case: tried at every inline position
+        return False
     delimiters = next((d for d in _INLINE_MATH if src.startswith(d[0], start, end)), None)
     if delimiters is None:
         return False
@@ -271,11 +276,13 @@ def _math_block(state: StateBlock, start_line: int, end_line: int, silent: bool)
     code block, to the end of its container. A line with text after the opener and no
     closer is left to the inline rule.
     """
+    begin = state.bMarks[start_line] + state.tShift[start_line]
+    # The common case first: tried at the start of every block.
+    if begin >= state.eMarks[start_line] or state.src[begin] not in _MATH_OPENERS:
+        return False
     if state.is_code_block(start_line):
         return False
-    first = state.src[
-        state.bMarks[start_line] + state.tShift[start_line] : state.eMarks[start_line]
-    ]
+    first = state.src[begin : state.eMarks[start_line]]
     delimiters = next((d for d in _BLOCK_MATH if first.startswith(d[0])), None)
     if delimiters is None:
         return False

@@ -18,6 +18,7 @@ This is the only module that touches ipywidgets; the request runs outside any
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -96,9 +97,10 @@ class Throttle:
         self._clock = clock
         self._last: float | None = None
 
-    def waited(self) -> bool:
-        """Whether at least ``interval`` seconds passed since the last refresh."""
-        return self._last is None or self._clock() - self._last >= self.interval
+    @property
+    def ready_at(self) -> float:
+        """The earliest time of the next refresh: ``interval`` seconds after the last."""
+        return -math.inf if self._last is None else self._last + self.interval
 
     def due(self, fresh: int = 1, resend: int = 0) -> bool:
         """Whether to refresh now.
@@ -265,6 +267,8 @@ class WidgetView:
         self._answer_started = False
         self._painted = False
         self._fed_at = -FEED_INTERVAL
+        self._wake_at = -math.inf
+        """Before this time, an event needs neither a refresh nor a feed."""
         self._shown_chars = 0
         self._builder: ReplyBuilder | None = None
         self._handle: DisplayHandle | None = None
@@ -277,29 +281,28 @@ class WidgetView:
         self._handle = display(self.root, display_id=True)
 
     def on_event(self, builder: ReplyBuilder) -> None:
-        """Refresh if the throttle allows it; the first content is shown at once."""
-        if self._painted and not self._throttle.waited():
-            self._feed(builder)
-            return  # the common case, once per delta
+        """Refresh if the throttle allows it, else feed the worker; first content at once."""
+        started = self._clock()
+        if self._painted and started < self._wake_at:
+            return  # the common case, once per delta: one clock reading
         first_content = not self._painted and builder.chars > 0
         fresh = builder.chars - self._shown_chars
         resend = self._body_segments.resend_size + self._thinking_segments.resend_size
         if first_content or self._throttle.due(fresh, resend):
-            started = self._clock()
             self.refresh(builder)
             self._painted = builder.chars > 0
             self._throttle.record(started)
-        else:
+            self._fed_at = started  # a refresh hands the worker everything, too
+        elif self._worker is not None and started >= self._fed_at + FEED_INTERVAL:
+            self._fed_at = started
             self._feed(builder)
+        if self._worker is not None:
+            self._wake_at = min(self._throttle.ready_at, self._fed_at + FEED_INTERVAL)
+        else:
+            self._wake_at = self._throttle.ready_at
 
     def _feed(self, builder: ReplyBuilder) -> None:
-        """Hand new text to the render worker every :data:`FEED_INTERVAL` seconds."""
-        if self._worker is None:
-            return
-        now = self._clock()
-        if now < self._fed_at + FEED_INTERVAL:
-            return
-        self._fed_at = now
+        """Hand new text to the render worker, which freezes what it can meanwhile."""
         for block, progress in zip(builder.blocks, self._progress, strict=False):
             renderer = progress.renderer
             if isinstance(renderer, RemoteRenderer) and not progress.done:
@@ -357,10 +360,11 @@ class WidgetView:
 
     @staticmethod
     def _append(block: BlockState, progress: _BlockProgress, renderer: Renderer) -> None:
-        """Give the renderer the block's text that it has not seen yet."""
-        for chunk in block.chunks[progress.chunks :]:
-            renderer.append(chunk)
-        progress.chunks = len(block.chunks)
+        """Give the renderer the block's text that it has not seen yet, in one piece."""
+        chunks = block.chunks
+        if len(chunks) > progress.chunks:
+            renderer.append("".join(chunks[progress.chunks :]))
+            progress.chunks = len(chunks)
 
     def _update(self, progress: _BlockProgress, *, current: bool) -> Update | None:
         """The renderer's update; ``None`` if its worker failed (the end renders it anew)."""

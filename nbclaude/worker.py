@@ -16,6 +16,8 @@ message before rendering, so when it falls behind it renders each block once per
 rather than once per message, and a thread of its own drains the request pipe meanwhile,
 so the kernel never waits on a full pipe.
 
+The worker runs at a lower priority than the kernel (:data:`WORKER_NICENESS`): on a busy
+machine, rendering waits for a free core rather than preempting the kernel mid-stream.
 A worker that is not ready yet, has died, or stops answering is never waited on for long:
 the view falls back to rendering in the kernel (see ``nbclaude.view``).
 """
@@ -23,6 +25,7 @@ the view falls back to rendering in the kernel (see ``nbclaude.view``).
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import subprocess
@@ -41,6 +44,9 @@ Key = tuple[int, int]
 
 FINISH_TIMEOUT = 30.0
 """Seconds :meth:`RemoteRenderer.finish` waits for the worker before giving up on it."""
+
+WORKER_NICENESS = 10
+"""How much lower the worker's scheduling priority is than the kernel's (``os.nice``)."""
 
 
 class WorkerError(Exception):
@@ -384,6 +390,17 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - runs in t
     # The stop button signals the kernel's whole process group: that interrupt is not for
     # us. The worker ends when the kernel closes the request pipe, however it exits.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Rendering is for the eye; reading the stream is the kernel's job. At a lower
+    # priority the worker uses idle CPU and does not preempt the kernel (its threads,
+    # started below, inherit it); on an idle core it renders as fast as before.
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICENESS)
+    # The request drain thread needs the GIL for each request, and the rendering holds it:
+    # at the default 5 ms switch interval a burst of requests could fill the pipe meanwhile.
+    sys.setswitchinterval(0.0005)
+    # Everything imported so far lives as long as the process: keep the collector from
+    # walking it again on every full collection while replies render.
+    gc.freeze()
     requests_fd, answers_fd = (int(arg) for arg in (argv or sys.argv[1:]))
     # A kernel that exits while an answer is on its way closes the answer pipe: nothing
     # is waiting for it, so end quietly rather than print a traceback into its log.

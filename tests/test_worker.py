@@ -13,7 +13,13 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from nbclaude.markdown import render
 from nbclaude.testing import FakeServer, long_markdown, text_reply
-from nbclaude.worker import RemoteRenderer, RenderWorker, WorkerError, _Requests
+from nbclaude.worker import (
+    WORKER_NICENESS,
+    RemoteRenderer,
+    RenderWorker,
+    WorkerError,
+    _Requests,
+)
 
 from .conftest import run
 from .test_view_traffic import recorded, shown_html, stream_into_view
@@ -138,6 +144,18 @@ def test_two_renderers_share_one_worker(worker: RenderWorker) -> None:
     second.append("*two*\n")
     assert first.finish() == render("# One\n")
     assert second.finish() == render("*two*\n")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="reads /proc (Linux)")
+def test_the_worker_and_all_its_threads_yield_the_cpu_to_the_kernel(
+    worker: RenderWorker,
+) -> None:
+    # Rendering must not preempt the kernel reading the stream: the renderer and the
+    # thread that drains its requests both run at a lower priority than ours.
+    expected = min(19, os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICENESS)
+    threads = os.listdir(f"/proc/{worker._process.pid}/task")
+    assert len(threads) >= 2, "the request drain thread is not running"
+    assert {os.getpriority(os.PRIO_PROCESS, int(tid)) for tid in threads} == {expected}
 
 
 def test_a_dead_worker_is_reported_not_waited_on(worker: RenderWorker) -> None:

@@ -165,9 +165,14 @@ def wall_times(
 
 
 def warm_up(client: BlockingKernelClient, text: str) -> tuple[float, float]:
-    """One untimed run of each: the first reply of a session pays once for the render
-    worker starting, the SDK's and the renderer's lazy imports and the lexers compiling
-    their patterns. Returns its seconds (bare, ``%%claude``), to report them apart."""
+    """One run of each that :func:`wall_times` does not count.
+
+    The first reply of a session pays once for the render worker starting, lazy imports
+    and the lexers compiling their patterns.
+
+    Returns:
+        Its seconds (bare loop, ``%%claude``), to report apart.
+    """
     return timed(client, BARE_LOOP, text), timed(client, MAGIC, text)
 
 

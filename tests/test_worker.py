@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import threading
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from nbclaude.markdown import render
+from nbclaude.markdown import IncrementalRenderer, render
 from nbclaude.testing import FakeServer, long_markdown, text_reply
 from nbclaude.worker import (
     WORKER_NICENESS,
@@ -156,6 +158,34 @@ def test_the_worker_and_all_its_threads_yield_the_cpu_to_the_kernel(
     threads = os.listdir(f"/proc/{worker._process.pid}/task")
     assert len(threads) >= 2, "the request drain thread is not running"
     assert {os.getpriority(os.PRIO_PROCESS, int(tid)) for tid in threads} == {expected}
+
+
+def test_rendering_leaves_no_reference_cycles_for_a_collector_to_find() -> None:
+    # The worker runs with the cyclic garbage collector off, and collects once per
+    # finished reply: that is only free of leaks while rendering makes no cycles.
+    fixtures = Path(__file__).parent / "fixtures" / "markdown"
+    texts = [path.read_text() for path in sorted(fixtures.glob("*.md"))]
+    texts += [REPLY, long_markdown(30_000)]
+    owners = ("markdown_it", "mdurl", "pygments", "nbclaude")
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for text in texts:
+            renderer = IncrementalRenderer()
+            for start in range(0, len(text), 97):
+                renderer.append(text[start : start + 97])
+                if start % 2:
+                    renderer.freeze()
+                else:
+                    renderer.update()
+            assert renderer.finish() == render(text)
+        del renderer
+        gc.collect()
+        cyclic = [o for o in gc.garbage if type(o).__module__.partition(".")[0] in owners]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert not cyclic, f"rendering left cycles through {sorted({type(o).__name__ for o in cyclic})}"
 
 
 def test_a_dead_worker_is_reported_not_waited_on(worker: RenderWorker) -> None:

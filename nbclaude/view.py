@@ -116,6 +116,24 @@ class Throttle:
             return False
         return 2 * fresh >= resend or elapsed >= self._longest
 
+    def quiet_until(self, resend: int) -> tuple[float, int]:
+        """How long :meth:`due` keeps saying no, whatever the stream brings meanwhile.
+
+        Args:
+            resend: What a refresh would send again, as for :meth:`due`; it changes only
+                when a refresh happens.
+
+        Returns:
+            A time and a number of fresh characters: :meth:`due` says no before that time
+            for fewer fresh characters than that. Past the interval, only the new content
+            (or ``longest``) can make it due; before, only time can.
+        """
+        if self._last is None:
+            return -math.inf, 0
+        if self._clock() < self.ready_at:
+            return self.ready_at, sys.maxsize
+        return self._last + self._longest, (resend + 1) // 2
+
     def record(self, started: float) -> None:
         """Note that a refresh that began at ``started`` just ended."""
         ended = self._clock()
@@ -268,7 +286,9 @@ class WidgetView:
         self._painted = False
         self._fed_at = -FEED_INTERVAL
         self._wake_at = -math.inf
-        """Before this time, an event needs neither a refresh nor a feed."""
+        self._wake_chars = 0
+        """Before ``_wake_at``, and with fewer characters than this, an event needs
+        neither a refresh nor a feed."""
         self._shown_chars = 0
         self._builder: ReplyBuilder | None = None
         self._handle: DisplayHandle | None = None
@@ -283,7 +303,7 @@ class WidgetView:
     def on_event(self, builder: ReplyBuilder) -> None:
         """Refresh if the throttle allows it, else feed the worker; first content at once."""
         started = self._clock()
-        if self._painted and started < self._wake_at:
+        if self._painted and started < self._wake_at and builder.chars < self._wake_chars:
             return  # the common case, once per delta: one clock reading
         first_content = not self._painted and builder.chars > 0
         fresh = builder.chars - self._shown_chars
@@ -293,13 +313,14 @@ class WidgetView:
             self._painted = builder.chars > 0
             self._throttle.record(started)
             self._fed_at = started  # a refresh hands the worker everything, too
+            resend = self._body_segments.resend_size + self._thinking_segments.resend_size
         elif self._worker is not None and started >= self._fed_at + FEED_INTERVAL:
             self._fed_at = started
             self._feed(builder)
+        self._wake_at, fresh_needed = self._throttle.quiet_until(resend)
+        self._wake_chars = self._shown_chars + fresh_needed
         if self._worker is not None:
-            self._wake_at = min(self._throttle.ready_at, self._fed_at + FEED_INTERVAL)
-        else:
-            self._wake_at = self._throttle.ready_at
+            self._wake_at = min(self._wake_at, self._fed_at + FEED_INTERVAL)
 
     def _feed(self, builder: ReplyBuilder) -> None:
         """Hand new text to the render worker, which freezes what it can meanwhile."""

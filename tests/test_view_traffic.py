@@ -10,6 +10,7 @@ repeatable, with no sleeping and no timing in the assertions.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import comm
@@ -69,9 +70,16 @@ class SimulatedClock:
 
 
 def stream_into_view(
-    text: str, seconds_per_delta: float, chunk: int = 20, worker: RenderWorker | None = None
+    text: str,
+    seconds_per_delta: float,
+    chunk: int = 20,
+    worker: RenderWorker | None = None,
+    after_event: Callable[[WidgetView, ReplyBuilder], None] = lambda view, builder: None,
 ) -> WidgetView:
-    """Feed ``text`` as text deltas through a builder into a live view, then finish it."""
+    """Feed ``text`` as text deltas through a builder into a live view, then finish it.
+
+    ``after_event`` is called after the view handled each event.
+    """
     clock = SimulatedClock()
     view = WidgetView(clock=clock, worker=worker)
     builder = ReplyBuilder(clock=clock)
@@ -102,6 +110,7 @@ def stream_into_view(
         clock.now += seconds_per_delta
         builder.add(event)
         view.on_event(builder)
+        after_event(view, builder)
     view.refresh(builder)
     return view
 
@@ -151,3 +160,32 @@ def test_a_slow_reply_still_refreshes_several_times_a_second(
     text = long_markdown(5_000)
     view = stream_into_view(text, 0.02, chunk=5)  # 1,000 deltas over 20 simulated seconds
     assert view.refreshes >= 4 * 20
+
+
+@pytest.mark.parametrize(
+    ("seconds_per_delta", "chunk"),
+    [(0.001, 20), (0.001, 7), (0.0002, 1), (0.02, 5)],
+    ids=["fast", "fast-odd-chunks", "one-char-deltas", "reading-pace"],
+)
+def test_no_refresh_comes_later_than_its_throttle_allows(
+    recorded: list[tuple[str, int]], seconds_per_delta: float, chunk: int
+) -> None:
+    # Between refreshes the view skips most events without asking its throttle: text
+    # that arrives before the interval is up, or too little of it to be worth re-sending
+    # what a refresh re-sends. No event it skips may be one the throttle would refresh at,
+    # or the text on screen lags behind what has arrived.
+    refreshes = 0
+    late: list[int] = []
+
+    def check(view: WidgetView, builder: ReplyBuilder) -> None:
+        nonlocal refreshes
+        if view.refreshes > refreshes:
+            refreshes = view.refreshes
+            return
+        resend = view._body_segments.resend_size + view._thinking_segments.resend_size
+        if view._throttle.due(builder.chars - view._shown_chars, resend):
+            late.append(builder.chars)
+
+    stream_into_view(long_markdown(30_000), seconds_per_delta, chunk, after_event=check)
+    assert refreshes >= 5
+    assert not late, f"refreshes came late, at {len(late)} events from character {late[0]}"

@@ -11,8 +11,8 @@ Figures, side by side in one run:
 
 * ``%%claude`` wall time divided by a bare SDK ``create(stream=True)`` loop over the same
   stream, both run in the kernel, in turns (each run's ratio, and their median), after
-  one untimed run of each (reported apart: the first reply of a session starts the
-  render worker).
+  one run of each that is not counted (reported apart: the first reply of a session
+  starts the render worker).
 * Bytes of widget messages sent to the front end while streaming, divided by the final HTML
   bytes (paced stream).
 * Widget messages per second while streaming (paced stream).
@@ -285,7 +285,9 @@ def p99(values: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=400_000, help="reply size in characters")
-    parser.add_argument("--runs", type=int, default=9, help="runs for the wall-time ratio")
+    # One run's ratio spreads over ±0.3 on a shared two-core machine: a median of 9 moved
+    # by up to ±0.1 between invocations, one of 25 by about ±0.05.
+    parser.add_argument("--runs", type=int, default=25, help="runs for the wall-time ratio")
     parser.add_argument("--serve", type=int, metavar="SIZE", help=argparse.SUPPRESS)
     parser.add_argument(
         "--delay", type=float, default=0.001, help="seconds between deltas when paced"

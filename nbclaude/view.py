@@ -26,7 +26,7 @@ from typing import Protocol, TextIO
 
 import ipywidgets as widgets
 from IPython.display import DisplayHandle, display
-from ipywidgets.widgets.widget_string import HTMLMathStyle
+from ipywidgets.widgets.widget_string import HTMLMathStyle, HTMLStyle
 
 from .markdown import IncrementalRenderer, Update
 from .reply import Reply
@@ -146,19 +146,26 @@ class Segments:
 
     Args:
         box: The box to fill; its children become the chapters and the tail.
+        layout: The layout of every chapter and segment.
+        style: The style of every segment.
         seal_at: Characters after which the open segment is sealed.
         chapter_size: Segments per chapter.
     """
 
     def __init__(
-        self, box: widgets.Box, *, seal_at: int = SEAL_AT, chapter_size: int = CHAPTER_SIZE
+        self,
+        box: widgets.Box,
+        *,
+        layout: widgets.Layout,
+        style: HTMLMathStyle,
+        seal_at: int = SEAL_AT,
+        chapter_size: int = CHAPTER_SIZE,
     ) -> None:
         self.box = box
+        self._layout = layout
+        self._style = style
         self._seal_at = seal_at
         self._chapter_size = chapter_size
-        # One layout and style for every segment: each would otherwise open two more models.
-        self._layout = widgets.Layout()
-        self._style = HTMLMathStyle()
         self._chapters: list[widgets.VBox] = []
         self._segment: widgets.HTMLMath | None = None
         self._segment_html = ""
@@ -215,11 +222,6 @@ class Segments:
             chapter = self._chapters[-1]
             chapter.children = (*chapter.children, segment)
 
-    def close(self) -> None:
-        """Close the shared layout and style (the segments close with their box)."""
-        self._layout.close()
-        self._style.close()
-
     def _layout_children(self) -> None:
         tail = () if self._tail_widget is None else (self._tail_widget,)
         self.box.children = (*self._chapters, *tail)
@@ -265,22 +267,26 @@ class WidgetView:
         self._remote_images = remote_images
         self._started = clock()
         self._footer_at = -FOOTER_INTERVAL
-        self.thinking_box = widgets.VBox()
-        self.thinking = widgets.Accordion(children=(self.thinking_box,), titles=("Thinking…",))
-        self.thinking.layout.display = "none"
-        self.body = widgets.VBox()
-        self.footer = widgets.HTML(value='<div class="nbclaude-usage">⏳ waiting for Claude…</div>')
-        style = widgets.HTML(value=f"<style>{CSS}</style>")
+        self._seal_at = seal_at
+        # Each widget model costs the front end a message to open it and one to close it.
+        # The widgets in the root share one layout, the HTML ones one style and the
+        # segments another, and the thinking section is made only when thinking arrives.
+        self._layout = widgets.Layout()
+        self._html_style = HTMLStyle()
+        self._segment_style = HTMLMathStyle()
+        self._css = self._html(f"<style>{CSS}</style>")
+        self.thinking: widgets.Accordion | None = None
+        self.body = widgets.VBox(layout=self._layout)
+        self.footer = self._html('<div class="nbclaude-usage">⏳ waiting for Claude…</div>')
         self.root = widgets.VBox(
-            children=(style, self.thinking, self.body, self.footer),
-            layout=widgets.Layout(width="100%"),
+            children=(self._css, self.body, self.footer), layout=widgets.Layout(width="100%")
         )
         self.root.add_class("nbclaude")
         # JupyterLab styles rendered HTML outputs (tables, code, headings) under this class:
         # the live view then looks like the static one that replaces it.
         self.root.add_class("jp-RenderedHTMLCommon")
-        self._thinking_segments = Segments(self.thinking_box, seal_at=seal_at)
-        self._body_segments = Segments(self.body, seal_at=seal_at)
+        self._thinking_segments: Segments | None = None
+        self._body_segments = self._segments(self.body)
         self._progress: list[_BlockProgress] = []
         self._answer_started = False
         self._painted = False
@@ -295,6 +301,17 @@ class WidgetView:
         self.refreshes = 0
         """How many times the widget was refreshed while streaming."""
 
+    def _html(self, value: str) -> widgets.HTML:
+        return widgets.HTML(value=value, layout=self._layout, style=self._html_style)
+
+    def _segments(self, box: widgets.Box) -> Segments:
+        return Segments(box, layout=self._layout, style=self._segment_style, seal_at=self._seal_at)
+
+    def _resend_size(self) -> int:
+        """Characters a refresh sends again (see :attr:`Segments.resend_size`)."""
+        thinking = self._thinking_segments
+        return self._body_segments.resend_size + (thinking.resend_size if thinking else 0)
+
     def start(self) -> None:
         """Display the empty widget (with a display id, so it can be replaced)."""
         self._started = self._clock()
@@ -307,13 +324,13 @@ class WidgetView:
             return  # the common case, once per delta: one clock reading
         first_content = not self._painted and builder.chars > 0
         fresh = builder.chars - self._shown_chars
-        resend = self._body_segments.resend_size + self._thinking_segments.resend_size
+        resend = self._resend_size()
         if first_content or self._throttle.due(fresh, resend):
             self.refresh(builder)
             self._painted = builder.chars > 0
             self._throttle.record(started)
             self._fed_at = started  # a refresh hands the worker everything, too
-            resend = self._body_segments.resend_size + self._thinking_segments.resend_size
+            resend = self._resend_size()
         elif self._worker is not None and started >= self._fed_at + FEED_INTERVAL:
             self._fed_at = started
             self._feed(builder)
@@ -344,7 +361,8 @@ class WidgetView:
             progress = self._progress[index]
             if not progress.done:
                 self._show(block, progress)
-        self._thinking_segments.flush()
+        if self._thinking_segments is not None:
+            self._thinking_segments.flush()
         self._body_segments.flush()
         now = self._clock()
         if now - self._footer_at >= FOOTER_INTERVAL:
@@ -357,19 +375,27 @@ class WidgetView:
 
     def _begin(self, block: BlockState) -> _BlockProgress:
         if block.type in {"thinking", "redacted_thinking"}:
-            if self.thinking.layout.display == "none":
-                self.thinking.layout.display = None
-                self.thinking.selected_index = 0
+            if self.thinking is None:
+                self._open_thinking()
             renderer = self._renderer(block.index) if block.type == "thinking" else None
             return _BlockProgress(renderer)
         if not self._answer_started:
             self._answer_started = True
-            if self.thinking.layout.display != "none":
+            if self.thinking is not None:
                 self.thinking.selected_index = None
                 self.thinking.titles = ("Thinking",)
         if block.type == "text":
             return _BlockProgress(self._renderer(block.index, remote_images=self._remote_images))
         return _BlockProgress(None)
+
+    def _open_thinking(self) -> None:
+        """Show the thinking section, unfolded while thinking streams, above the answer."""
+        box = widgets.VBox(layout=self._layout)
+        self.thinking = widgets.Accordion(
+            children=(box,), titles=("Thinking…",), selected_index=0, layout=self._layout
+        )
+        self._thinking_segments = self._segments(box)
+        self.root.children = (self._css, self.thinking, self.body, self.footer)
 
     def _renderer(self, index: int, *, remote_images: bool = False) -> Renderer:
         worker = self._worker
@@ -402,6 +428,7 @@ class WidgetView:
     def _show(self, block: BlockState, progress: _BlockProgress) -> None:
         thinking = block.type in {"thinking", "redacted_thinking"}
         segments = self._thinking_segments if thinking else self._body_segments
+        assert segments is not None  # made with the first thinking block
         renderer = progress.renderer
         if renderer is not None:
             self._append(block, progress, renderer)
@@ -461,8 +488,8 @@ class WidgetView:
             if isinstance(progress.renderer, RemoteRenderer):
                 progress.renderer.close()
         _close_tree(self.root)
-        self._thinking_segments.close()
-        self._body_segments.close()
+        for shared in (self._layout, self._html_style, self._segment_style):
+            shared.close()  # in case nothing used them
 
 
 def _close_tree(widget: widgets.Widget) -> None:

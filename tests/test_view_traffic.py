@@ -22,8 +22,11 @@ from anthropic.types import (
     RawContentBlockStartEvent,
     RawContentBlockStopEvent,
     RawMessageStartEvent,
+    SignatureDelta,
     TextBlock,
     TextDelta,
+    ThinkingBlock,
+    ThinkingDelta,
     Usage,
 )
 from comm.base_comm import BaseComm
@@ -117,8 +120,13 @@ def stream_into_view(
 
 def shown_html(view: WidgetView) -> str:
     """The HTML the live answer shows: every segment of every chapter, then the tail."""
+    return box_html(view.body)
+
+
+def box_html(box: widgets.Box) -> str:
+    """The HTML a box of segments shows."""
     parts = []
-    for child in view.body.children:
+    for child in box.children:
         segments = child.children if isinstance(child, widgets.Box) else (child,)
         parts += [segment.value for segment in segments]
     return "".join(parts)
@@ -182,10 +190,94 @@ def test_no_refresh_comes_later_than_its_throttle_allows(
         if view.refreshes > refreshes:
             refreshes = view.refreshes
             return
-        resend = view._body_segments.resend_size + view._thinking_segments.resend_size
+        resend = view._resend_size()
         if view._throttle.due(builder.chars - view._shown_chars, resend):
             late.append(builder.chars)
 
     stream_into_view(long_markdown(30_000), seconds_per_delta, chunk, after_event=check)
     assert refreshes >= 5
     assert not late, f"refreshes came late, at {len(late)} events from character {late[0]}"
+
+
+def thinking_then_answer() -> list[Any]:
+    """The events of a reply that thinks in one block, then answers in another."""
+    message = Message(
+        id="msg_thinking",
+        type="message",
+        role="assistant",
+        model="claude-sonnet-4-6",
+        content=[],
+        usage=Usage(input_tokens=1, output_tokens=1),
+    )
+    return [
+        RawMessageStartEvent(type="message_start", message=message),
+        RawContentBlockStartEvent(
+            type="content_block_start",
+            index=0,
+            content_block=ThinkingBlock(type="thinking", thinking="", signature=""),
+        ),
+        RawContentBlockDeltaEvent(
+            type="content_block_delta",
+            index=0,
+            delta=ThinkingDelta(type="thinking_delta", thinking="Compare the two."),
+        ),
+        RawContentBlockDeltaEvent(
+            type="content_block_delta",
+            index=0,
+            delta=SignatureDelta(type="signature_delta", signature="c2ln"),
+        ),
+        RawContentBlockStopEvent(type="content_block_stop", index=0),
+        RawContentBlockStartEvent(
+            type="content_block_start", index=1, content_block=TextBlock(type="text", text="")
+        ),
+        RawContentBlockDeltaEvent(
+            type="content_block_delta",
+            index=1,
+            delta=TextDelta(type="text_delta", text="A list *changes*."),
+        ),
+        RawContentBlockStopEvent(type="content_block_stop", index=1),
+    ]
+
+
+def opened_and_closed(sent: list[tuple[str, int]]) -> tuple[int, int]:
+    kinds = [kind for kind, _ in sent]
+    return kinds.count("comm_open"), kinds.count("comm_close")
+
+
+def test_a_reply_without_thinking_has_no_thinking_section_and_closes_what_it_opened(
+    recorded: list[tuple[str, int]],
+) -> None:
+    # Every widget model is a message to open it and one to close it: the empty view is
+    # the root, its CSS, the body and the footer, with one layout and two styles shared.
+    WidgetView()
+    assert opened_and_closed(recorded) == (8, 0)
+    recorded.clear()
+    view = stream_into_view(long_markdown(20_000), 0.001)
+    assert view.thinking is None
+    assert view.root.children == (view.root.children[0], view.body, view.footer)
+    view.abandon()
+    opened, closed = opened_and_closed(recorded)
+    assert closed == opened, "widget models left open in the front end"
+
+
+def test_thinking_gets_a_section_of_its_own_that_folds_when_the_answer_starts(
+    recorded: list[tuple[str, int]],
+) -> None:
+    clock = SimulatedClock()
+    view = WidgetView(clock=clock, min_interval=0.0)
+    builder = ReplyBuilder(clock=clock)
+    states = []
+    for event in thinking_then_answer():
+        clock.now += 0.1
+        builder.add(event)
+        view.on_event(builder)
+        if view.thinking is not None:
+            states.append((view.thinking.selected_index, view.thinking.titles))
+    assert states[0] == (0, ("Thinking…",)), "thinking is not unfolded while it streams"
+    assert states[-1] == (None, ("Thinking",)), "thinking does not fold when the answer starts"
+    assert view.root.children.index(view.thinking) < view.root.children.index(view.body)
+    assert "Compare the two." in box_html(view.thinking.children[0])
+    assert "<em>changes</em>" in shown_html(view)
+    view.abandon()
+    opened, closed = opened_and_closed(recorded)
+    assert closed == opened, "widget models left open in the front end"

@@ -72,6 +72,19 @@ class SimulatedClock:
         return self.now
 
 
+def message_start(message_id: str) -> RawMessageStartEvent:
+    """The first event of every reply: the message, still empty."""
+    message = Message(
+        id=message_id,
+        type="message",
+        role="assistant",
+        model="claude-sonnet-4-6",
+        content=[],
+        usage=Usage(input_tokens=1, output_tokens=1),
+    )
+    return RawMessageStartEvent(type="message_start", message=message)
+
+
 def stream_into_view(
     text: str,
     seconds_per_delta: float,
@@ -86,16 +99,8 @@ def stream_into_view(
     clock = SimulatedClock()
     view = WidgetView(clock=clock, worker=worker)
     builder = ReplyBuilder(clock=clock)
-    message = Message(
-        id="msg_traffic",
-        type="message",
-        role="assistant",
-        model="claude-sonnet-4-6",
-        content=[],
-        usage=Usage(input_tokens=1, output_tokens=1),
-    )
     events: list[Any] = [
-        RawMessageStartEvent(type="message_start", message=message),
+        message_start("msg_traffic"),
         RawContentBlockStartEvent(
             type="content_block_start", index=0, content_block=TextBlock(type="text", text="")
         ),
@@ -201,16 +206,8 @@ def test_no_refresh_comes_later_than_its_throttle_allows(
 
 def thinking_then_answer() -> list[Any]:
     """The events of a reply that thinks in one block, then answers in another."""
-    message = Message(
-        id="msg_thinking",
-        type="message",
-        role="assistant",
-        model="claude-sonnet-4-6",
-        content=[],
-        usage=Usage(input_tokens=1, output_tokens=1),
-    )
     return [
-        RawMessageStartEvent(type="message_start", message=message),
+        message_start("msg_thinking"),
         RawContentBlockStartEvent(
             type="content_block_start",
             index=0,

@@ -190,8 +190,8 @@ def median_interval(values: list[float], confidence: float = 0.95) -> tuple[floa
     tail = (1 - confidence) / 2
     below = 0.0  # P(fewer than j values fall below the median)
     j = 0
-    while below + math.comb(n, j) / 2**n <= tail:
-        below += math.comb(n, j) / 2**n
+    while below + (chance := math.comb(n, j) / 2**n) <= tail:
+        below += chance
         j += 1
     j = max(j, 1)  # too few values for the confidence asked: the whole range
     return ordered[j - 1], ordered[n - j]

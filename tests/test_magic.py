@@ -80,12 +80,12 @@ def test_config_model_and_flag_reach_the_request(ip: InteractiveShell, api_env: 
     ip.run_cell("%config ClaudeMagics.model = 'claude-haiku-4-5'", store_history=False)
     api_env.enqueue(text_reply("a"), text_reply("b"))
     run(ip, "%%claude\nfirst")
-    run(ip, "%%claude --model claude-opus-4-5 --max-tokens 300\nsecond")
+    run(ip, "%%claude --model claude-opus-4-6 --max-tokens 300\nsecond")
     first, second = (r.body for r in api_env.requests[-2:])
     assert first is not None
     assert second is not None
     assert first["model"] == "claude-haiku-4-5"
-    assert second["model"] == "claude-opus-4-5"
+    assert second["model"] == "claude-opus-4-6"
     assert second["max_tokens"] == 300
 
 

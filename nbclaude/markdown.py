@@ -63,25 +63,10 @@ from markdown_it.rules_core import StateCore
 from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
-from pygments import highlight as pygments_highlight
-from pygments.formatters import HtmlFormatter
-from pygments.lexer import Lexer
-from pygments.lexers import get_lexer_by_name
-from pygments.token import (
-    STANDARD_TYPES,
-    Comment,
-    Error,
-    Generic,
-    Keyword,
-    Name,
-    Number,
-    Operator,
-    String,
-)
-from pygments.util import ClassNotFound
+
+from .highlight import highlight
 
 __all__ = [
-    "HIGHLIGHT_CSS",
     "IncrementalRenderer",
     "Update",
     "make_parser",
@@ -348,165 +333,6 @@ def _render_math_block(
 
 
 # --------------------------------------------------------------------------------------
-# Code highlighting
-# --------------------------------------------------------------------------------------
-
-# Spans with Pygments' short class names ("k", "s2", …), no wrapper: markdown-it wraps
-# them in <pre><code class="language-…">.
-_FORMATTER: Final = HtmlFormatter(nowrap=True)
-
-
-@functools.lru_cache(maxsize=128)
-def _lexer(language: str) -> Lexer | None:
-    """The Pygments lexer for a fence's language name, or ``None`` if there is none."""
-    try:
-        # Keep the code as written: no stripped blank lines, no added final newline.
-        lexer: Lexer = get_lexer_by_name(language, stripnl=False, ensurenl=False)
-    except ClassNotFound:
-        return None
-    return lexer
-
-
-def _highlight(code: str, language: str, attrs: str) -> str:
-    """markdown-it's ``highlight`` option: escaped, highlighted HTML, or ``""``.
-
-    Returns:
-        Pygments token spans for a known language; ``""`` otherwise, which makes
-        markdown-it escape the code as plain text.
-    """
-    lexer = _lexer(language) if language else None
-    if lexer is None:
-        return ""
-    html: str = pygments_highlight(code, lexer, _FORMATTER)
-    # The formatter ends the last line even when the code does not (an open fence).
-    return html if code.endswith("\n") else html.removesuffix("\n")
-
-
-# Each colour role: the JupyterLab variable for it (so code in a reply looks like code
-# in a cell, in any JupyterLab theme), then fallbacks for front ends without those
-# variables, for light and for dark backgrounds (GitHub's Primer palettes).
-_ROLES: Final = {
-    "keyword": ("keyword", "#cf222e", "#ff7b72"),
-    "constant": ("number", "#0550ae", "#79c0ff"),
-    "builtin": ("builtin", "#0550ae", "#79c0ff"),
-    "definition": ("def", "#8250df", "#d2a8ff"),
-    "type": ("def", "#953800", "#ffa657"),
-    "variable": ("variable-2", "#953800", "#ffa657"),
-    "string": ("string", "#0a3069", "#a5d6ff"),
-    "comment": ("comment", "#6e7781", "#8b949e"),
-    "operator": ("operator", "#cf222e", "#ff7b72"),
-    "meta": ("meta", "#6e7781", "#8b949e"),
-    "tag": ("tag", "#116329", "#7ee787"),
-    "attribute": ("attribute", "#8250df", "#d2a8ff"),
-    "heading": ("header", "#0550ae", "#79c0ff"),
-    "error": ("error", "#82071e", "#ffa198"),
-    "inserted": (None, "#116329", "#7ee787"),
-    "deleted": (None, "#82071e", "#ffa198"),
-}
-
-# Token type, colour role, further declarations. A token takes the entry of its most
-# specific ancestor; tokens without one (plain names, punctuation) keep the text colour.
-_TOKEN_STYLES: Final = (
-    (Keyword, "keyword", ""),
-    (Keyword.Constant, "constant", ""),
-    (Keyword.Type, "type", ""),
-    (Name.Builtin, "builtin", ""),
-    (Name.Function, "definition", ""),
-    (Name.Class, "type", ""),
-    (Name.Exception, "type", ""),
-    (Name.Namespace, "type", ""),
-    (Name.Decorator, "definition", ""),
-    (Name.Constant, "constant", ""),
-    (Name.Variable, "variable", ""),
-    (Name.Tag, "tag", ""),
-    (Name.Attribute, "attribute", ""),
-    (String, "string", ""),
-    (Number, "constant", ""),
-    (Operator, "operator", ""),
-    (Operator.Word, "keyword", ""),
-    (Comment, "comment", "font-style: italic"),
-    (Comment.Preproc, "meta", ""),
-    (Comment.PreprocFile, "string", ""),
-    (Generic.Deleted, "deleted", ""),
-    (Generic.Inserted, "inserted", ""),
-    (Generic.Heading, "heading", "font-weight: bold"),
-    (Generic.Subheading, "heading", "font-weight: bold"),
-    (Generic.Emph, None, "font-style: italic"),
-    (Generic.Strong, None, "font-weight: bold"),
-    (Generic.Error, "error", ""),
-    (Generic.Traceback, "error", ""),
-    (Generic.Prompt, "meta", "font-weight: bold"),
-    (Generic.Output, "comment", ""),
-    (Error, "error", ""),
-)
-
-_DARK_SELECTORS: Final = (
-    '[data-jp-theme-light="false"] .nbclaude',  # JupyterLab and Notebook 7
-    "body.vscode-dark .nbclaude",
-)
-_LIGHT_SELECTORS: Final = (
-    '[data-jp-theme-light="true"] .nbclaude',
-    "body.vscode-light .nbclaude",
-)
-
-
-def _highlight_css() -> str:
-    """Build :data:`HIGHLIGHT_CSS` from ``_ROLES`` and ``_TOKEN_STYLES``."""
-
-    def palette(selectors: Sequence[str], dark: bool, indent: str = "") -> str:
-        declarations = "".join(
-            f"{indent}  --nbclaude-code-{role}: {colours[2 if dark else 1]};\n"
-            for role, colours in _ROLES.items()
-        )
-        head = ",\n".join(indent + selector for selector in selectors)
-        return head + " {\n" + declarations + indent + "}\n"
-
-    rules: dict[tuple[str | None, str], list[str]] = {}
-    for token_type, short_class in STANDARD_TYPES.items():
-        ancestors = [entry for entry in _TOKEN_STYLES if token_type in entry[0]]
-        if short_class and ancestors:
-            _, role, extra = max(ancestors, key=lambda entry: len(entry[0]))
-            rules.setdefault((role, extra), []).append(short_class)
-
-    blocks = []
-    for (role, extra), classes in rules.items():
-        declarations = []
-        if role is not None:
-            variable, _, _ = _ROLES[role]
-            fallback = f"var(--nbclaude-code-{role})"
-            colour = (
-                f"var(--jp-mirror-editor-{variable}-color, {fallback})" if variable else fallback
-            )
-            declarations.append(f"color: {colour}")
-        if extra:
-            declarations.append(extra)
-        selectors = ", ".join(f".nbclaude pre .{name}" for name in sorted(classes))
-        blocks.append(f"{selectors} {{ {'; '.join(declarations)}; }}\n")
-
-    dark_media = (
-        "@media (prefers-color-scheme: dark) {\n" + palette([".nbclaude"], True, "  ") + "}\n"
-    )
-    return (
-        "/* nbclaude: Pygments token colours for fenced code. */\n"
-        + palette([".nbclaude"], False)
-        + dark_media
-        + palette(_DARK_SELECTORS, True)
-        + palette(_LIGHT_SELECTORS, False)
-        + "".join(blocks)
-    )
-
-
-HIGHLIGHT_CSS: Final[str] = _highlight_css()
-"""CSS for the Pygments classes in highlighted code, scoped under ``.nbclaude``.
-
-Colours follow JupyterLab's editor variables where they exist (so code in a reply
-matches code in a cell, in any JupyterLab theme); elsewhere they fall back to a light
-palette, or a dark one under ``prefers-color-scheme: dark``,
-``[data-jp-theme-light="false"]`` or VS Code's dark themes.
-"""
-
-
-# --------------------------------------------------------------------------------------
 # The parser
 # --------------------------------------------------------------------------------------
 
@@ -521,7 +347,7 @@ def make_parser(*, remote_images: bool = False) -> MarkdownIt:
     Returns:
         A new parser; configure a copy of your own rather than changing a shared one.
     """
-    md = _UntrustedMarkdownIt("js-default", {"highlight": _highlight})
+    md = _UntrustedMarkdownIt("js-default", {"highlight": highlight})
     md.enable(["table", "strikethrough"])
     md.block.ruler.after(
         "fence",

@@ -14,7 +14,8 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .markdown import HIGHLIGHT_CSS, render
+from .highlight import HIGHLIGHT_CSS
+from .markdown import render
 
 if TYPE_CHECKING:
     from .reply import Reply, UsageSummary

@@ -20,7 +20,7 @@ import pytest
 from markdown_it.utils import read_fixture_file
 
 import nbclaude.markdown
-from nbclaude.markdown import HIGHLIGHT_CSS, IncrementalRenderer, make_parser, render
+from nbclaude.markdown import IncrementalRenderer, make_parser, render
 
 FIXTURES = Path(__file__).parent / "fixtures" / "markdown"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "markdown"
@@ -28,7 +28,6 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "markdow
 
 def test_public_names() -> None:
     assert nbclaude.markdown.__all__ == [
-        "HIGHLIGHT_CSS",
         "IncrementalRenderer",
         "Update",
         "make_parser",
@@ -289,22 +288,3 @@ def test_unknown_language_is_escaped_plain_code() -> None:
 
 def test_fence_without_language_is_plain_code() -> None:
     assert render("```\n<b>\n```") == "<pre><code>&lt;b&gt;\n</code></pre>\n"
-
-
-def test_highlight_css_covers_the_classes_it_meets() -> None:
-    page = render("```python\n@cache\nclass A(B):\n    x: int = 0x1F  # c\n    s = f'{x}'\n```")
-    classes = set(re.findall(r'<span class="([^"]+)">', page))
-    styled = set(re.findall(r"\.nbclaude pre \.([\w-]+)", HIGHLIGHT_CSS))
-    assert {"k", "nc", "nd", "mh", "c1", "sa", "s1"} <= classes
-    assert classes - styled <= {"w", "n", "p"}  # plain text colour
-
-
-def test_highlight_css_reads_in_light_and_dark_themes() -> None:
-    assert "@media (prefers-color-scheme: dark)" in HIGHLIGHT_CSS
-    assert '[data-jp-theme-light="false"] .nbclaude' in HIGHLIGHT_CSS
-    assert '[data-jp-theme-light="true"] .nbclaude' in HIGHLIGHT_CSS
-    assert "var(--jp-mirror-editor-keyword-color, var(--nbclaude-code-keyword))" in HIGHLIGHT_CSS
-    rules = re.findall(r"([^{}]+)\{[^{}]*\}", HIGHLIGHT_CSS.replace("@media", "\n@media"))
-    for selectors in rules:
-        for selector in selectors.split(","):
-            assert ".nbclaude" in selector, selector

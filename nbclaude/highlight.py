@@ -1,0 +1,398 @@
+"""Syntax highlighting for fenced code: Pygments tokens as spans, coloured for any theme.
+
+:func:`highlight` is markdown-it's ``highlight`` option: Pygments lexes the code and its
+HTML formatter writes spans with Pygments' short class names; :data:`HIGHLIGHT_CSS`
+colours those classes with JupyterLab's editor colours where they exist, and with a
+light or a dark palette elsewhere.
+
+Lexing is most of the cost of highlighting, and highlighting is a fair part of the cost
+of rendering a reply. A Pygments ``RegexLexer`` tries the rules of its current state one
+regex at a time until one matches: dozens of calls per token. :class:`CombinedRegexLexer`
+gives exactly the same tokens with one call per token, by joining each state's rules into
+one alternation. Python's ``re`` tries the branches of an alternation in order and keeps
+the first that matches, as that loop does, so the rule it finds is the rule Pygments
+would have found; a rule whose action needs its own groups is matched once more on its
+own. A state whose rules cannot be joined without changing their meaning (numbered
+back references, verbose patterns, differing character-set flags) keeps the rule-by-rule
+loop.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from pygments import highlight as pygments_highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexer import Lexer, RegexLexer
+from pygments.lexers import get_lexer_by_name
+from pygments.token import (
+    STANDARD_TYPES,
+    Comment,
+    Error,
+    Generic,
+    Keyword,
+    Name,
+    Number,
+    Operator,
+    String,
+    Whitespace,
+    _TokenType,
+)
+from pygments.util import ClassNotFound
+
+__all__ = ["HIGHLIGHT_CSS", "CombinedRegexLexer", "highlight", "lexer_for"]
+
+
+# --------------------------------------------------------------------------------------
+# Lexing: each state's rules in one regex
+# --------------------------------------------------------------------------------------
+
+Rule = tuple[Any, Any, Any]
+"""One processed Pygments rule: (bound ``Pattern.match``, action, new state)."""
+
+_SCOPED_FLAGS: Final = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL}
+"""Flags that a branch can set or clear for itself, ``(?i-m:…)``."""
+
+_LEADING_FLAGS_RE: Final = re.compile(r"\(\?[aiLmsux]+\)")
+"""A global inline flag group; Python allows it only at the start of a pattern."""
+
+_NUMBERED_GROUP_USE_RE: Final = re.compile(r"\\[1-9]|\(\?\(")
+"""A back reference or a conditional by group number (joined, the numbers would move).
+It may also match an escaped backslash before a digit: that only costs the fallback."""
+
+
+@dataclass(frozen=True, slots=True)
+class _StateMatcher:
+    """One state's rules as one regex."""
+
+    pattern: re.Pattern[str]
+    """The alternation of the rules, each rule a capturing group, in Pygments' order."""
+    rule_of_group: dict[int, int]
+    """The group number of each rule's group → the rule's position in the state."""
+
+
+def _join(rules: Sequence[Rule]) -> _StateMatcher | None:
+    """One regex that matches where the first matching rule of ``rules`` would.
+
+    Returns:
+        The matcher, or ``None`` if the rules cannot be joined without changing them.
+    """
+    patterns = []
+    for rexmatch, _, _ in rules:
+        pattern = getattr(rexmatch, "__self__", None)
+        if not isinstance(pattern, re.Pattern) or rexmatch.__name__ != "match":
+            return None  # a lexer with a matcher of its own making
+        patterns.append(pattern)
+    if not patterns:
+        return None
+    base = patterns[0].flags
+    if base & re.VERBOSE:
+        return None  # a comment in a branch would swallow the rest of the alternation
+    branches = []
+    rule_of_group = {}
+    group = 1
+    for position, pattern in enumerate(patterns):
+        source = pattern.pattern
+        if not isinstance(source, str) or _NUMBERED_GROUP_USE_RE.search(source):
+            return None
+        if pattern.flags & re.VERBOSE or (pattern.flags ^ base) & ~(
+            re.IGNORECASE | re.MULTILINE | re.DOTALL
+        ):
+            return None
+        if leading := _LEADING_FLAGS_RE.match(source):
+            source = source[leading.end() :]  # its flags are in pattern.flags
+        on = "".join(c for c, f in _SCOPED_FLAGS.items() if pattern.flags & f and not base & f)
+        off = "".join(c for c, f in _SCOPED_FLAGS.items() if base & f and not pattern.flags & f)
+        if on or off:
+            source = f"(?{on}{'-' + off if off else ''}:{source})"
+        branches.append(f"({source})")
+        rule_of_group[group] = position
+        group += 1 + pattern.groups
+    try:
+        joined = re.compile("|".join(branches), base)
+    except re.error:
+        return None  # e.g. the same group name in two rules
+    return _StateMatcher(joined, rule_of_group)
+
+
+class _Matchers(dict[str, "_StateMatcher | None"]):
+    """The matchers of one lexer class, joined the first time a state is entered."""
+
+    def __init__(self, tokendefs: dict[str, Sequence[Rule]]) -> None:
+        super().__init__()
+        self._tokendefs = tokendefs
+
+    def __missing__(self, state: str) -> _StateMatcher | None:
+        matcher = self[state] = _join(self._tokendefs[state])
+        return matcher
+
+
+_MATCHERS: Final[dict[int, tuple[object, _Matchers]]] = {}
+"""The matchers of each rule table, by the table's id; the table is kept with them, so the
+id cannot be reused. Tables are class attributes (one per lexer class, or a few)."""
+
+
+class CombinedRegexLexer(Lexer):  # type: ignore[misc]  # Pygments has no type hints
+    """A ``RegexLexer`` whose states try all their rules in one regex: the same tokens.
+
+    Args:
+        lexer: The lexer to run. Its class must use ``RegexLexer``'s own
+            ``get_tokens_unprocessed`` (see :func:`lexer_for`).
+    """
+
+    def __init__(self, lexer: RegexLexer) -> None:
+        super().__init__(**lexer.options)
+        self.lexer = lexer
+        tokendefs = lexer._tokens  # usually the class's; some lexers pick one per instance
+        if id(tokendefs) not in _MATCHERS:
+            _MATCHERS[id(tokendefs)] = (tokendefs, _Matchers(tokendefs))
+        self._matchers = _MATCHERS[id(tokendefs)][1]
+
+    def get_tokens_unprocessed(
+        self, text: str, stack: Sequence[str] = ("root",)
+    ) -> Iterator[tuple[int, Any, str]]:
+        """``RegexLexer.get_tokens_unprocessed``, but one regex call finds the rule.
+
+        The loop and its state transitions are Pygments' own, line for line.
+        """
+        lexer = self.lexer
+        tokendefs = lexer._tokens
+        matchers = self._matchers
+        pos = 0
+        statestack = list(stack)
+        statetokens = tokendefs[statestack[-1]]
+        matcher = matchers[statestack[-1]]
+        while True:
+            m: re.Match[str] | None = None
+            if matcher is not None:
+                m = matcher.pattern.match(text, pos)
+                if m is not None:
+                    rule = statetokens[matcher.rule_of_group[m.lastindex or 0]]
+                    if rule[1] is not None and type(rule[1]) is not _TokenType:
+                        m = rule[0](text, pos)  # its callback reads the rule's own groups
+            else:
+                for rule in statetokens:
+                    if m := rule[0](text, pos):
+                        break
+            if m:
+                _, action, new_state = rule
+                if action is not None:
+                    if type(action) is _TokenType:
+                        yield pos, action, m.group()
+                    else:
+                        yield from action(lexer, m)
+                pos = m.end()
+                if new_state is not None:
+                    # state transition
+                    if isinstance(new_state, tuple):
+                        for state in new_state:
+                            if state == "#pop":
+                                if len(statestack) > 1:
+                                    statestack.pop()
+                            elif state == "#push":
+                                statestack.append(statestack[-1])
+                            else:
+                                statestack.append(state)
+                    elif isinstance(new_state, int):
+                        # pop, but keep at least one state on the stack
+                        if abs(new_state) >= len(statestack):
+                            del statestack[1:]
+                        else:
+                            del statestack[new_state:]
+                    elif new_state == "#push":
+                        statestack.append(statestack[-1])
+                    else:
+                        raise AssertionError(f"wrong state def: {new_state!r}")
+                    statetokens = tokendefs[statestack[-1]]
+                    matcher = matchers[statestack[-1]]
+                continue
+            # No rule matched.
+            try:
+                if text[pos] == "\n":
+                    # at EOL, reset state to "root"
+                    statestack = ["root"]
+                    statetokens = tokendefs["root"]
+                    matcher = matchers["root"]
+                    yield pos, Whitespace, "\n"
+                    pos += 1
+                    continue
+                yield pos, Error, text[pos]
+                pos += 1
+            except IndexError:
+                break
+
+
+@functools.lru_cache(maxsize=128)
+def lexer_for(language: str) -> Lexer | None:
+    """The lexer for a fence's language name, or ``None`` if Pygments has none.
+
+    A plain ``RegexLexer`` (most of Pygments' lexers) comes as a
+    :class:`CombinedRegexLexer`; others come as they are.
+    """
+    try:
+        # Keep the code as written: no stripped blank lines, no added final newline.
+        lexer: Lexer = get_lexer_by_name(language, stripnl=False, ensurenl=False)
+    except ClassNotFound:
+        return None
+    if (
+        isinstance(lexer, RegexLexer)
+        and type(lexer).get_tokens_unprocessed is RegexLexer.get_tokens_unprocessed
+    ):
+        return CombinedRegexLexer(lexer)
+    return lexer
+
+
+# --------------------------------------------------------------------------------------
+# Highlighting
+# --------------------------------------------------------------------------------------
+
+# Spans with Pygments' short class names ("k", "s2", …), no wrapper: markdown-it wraps
+# them in <pre><code class="language-…">.
+_FORMATTER: Final = HtmlFormatter(nowrap=True)
+
+
+def highlight(code: str, language: str, attrs: str) -> str:
+    """markdown-it's ``highlight`` option: escaped, highlighted HTML, or ``""``.
+
+    Returns:
+        Pygments token spans for a known language; ``""`` otherwise, which makes
+        markdown-it escape the code as plain text.
+    """
+    lexer = lexer_for(language) if language else None
+    if lexer is None:
+        return ""
+    html: str = pygments_highlight(code, lexer, _FORMATTER)
+    # The formatter ends the last line even when the code does not (an open fence).
+    return html if code.endswith("\n") else html.removesuffix("\n")
+
+
+# --------------------------------------------------------------------------------------
+# Colours
+# --------------------------------------------------------------------------------------
+
+# Each colour role: the JupyterLab variable for it (so code in a reply looks like code
+# in a cell, in any JupyterLab theme), then fallbacks for front ends without those
+# variables, for light and for dark backgrounds (GitHub's Primer palettes).
+_ROLES: Final = {
+    "keyword": ("keyword", "#cf222e", "#ff7b72"),
+    "constant": ("number", "#0550ae", "#79c0ff"),
+    "builtin": ("builtin", "#0550ae", "#79c0ff"),
+    "definition": ("def", "#8250df", "#d2a8ff"),
+    "type": ("def", "#953800", "#ffa657"),
+    "variable": ("variable-2", "#953800", "#ffa657"),
+    "string": ("string", "#0a3069", "#a5d6ff"),
+    "comment": ("comment", "#6e7781", "#8b949e"),
+    "operator": ("operator", "#cf222e", "#ff7b72"),
+    "meta": ("meta", "#6e7781", "#8b949e"),
+    "tag": ("tag", "#116329", "#7ee787"),
+    "attribute": ("attribute", "#8250df", "#d2a8ff"),
+    "heading": ("header", "#0550ae", "#79c0ff"),
+    "error": ("error", "#82071e", "#ffa198"),
+    "inserted": (None, "#116329", "#7ee787"),
+    "deleted": (None, "#82071e", "#ffa198"),
+}
+
+# Token type, colour role, further declarations. A token takes the entry of its most
+# specific ancestor; tokens without one (plain names, punctuation) keep the text colour.
+_TOKEN_STYLES: Final = (
+    (Keyword, "keyword", ""),
+    (Keyword.Constant, "constant", ""),
+    (Keyword.Type, "type", ""),
+    (Name.Builtin, "builtin", ""),
+    (Name.Function, "definition", ""),
+    (Name.Class, "type", ""),
+    (Name.Exception, "type", ""),
+    (Name.Namespace, "type", ""),
+    (Name.Decorator, "definition", ""),
+    (Name.Constant, "constant", ""),
+    (Name.Variable, "variable", ""),
+    (Name.Tag, "tag", ""),
+    (Name.Attribute, "attribute", ""),
+    (String, "string", ""),
+    (Number, "constant", ""),
+    (Operator, "operator", ""),
+    (Operator.Word, "keyword", ""),
+    (Comment, "comment", "font-style: italic"),
+    (Comment.Preproc, "meta", ""),
+    (Comment.PreprocFile, "string", ""),
+    (Generic.Deleted, "deleted", ""),
+    (Generic.Inserted, "inserted", ""),
+    (Generic.Heading, "heading", "font-weight: bold"),
+    (Generic.Subheading, "heading", "font-weight: bold"),
+    (Generic.Emph, None, "font-style: italic"),
+    (Generic.Strong, None, "font-weight: bold"),
+    (Generic.Error, "error", ""),
+    (Generic.Traceback, "error", ""),
+    (Generic.Prompt, "meta", "font-weight: bold"),
+    (Generic.Output, "comment", ""),
+    (Error, "error", ""),
+)
+
+_DARK_SELECTORS: Final = (
+    '[data-jp-theme-light="false"] .nbclaude',  # JupyterLab and Notebook 7
+    "body.vscode-dark .nbclaude",
+)
+_LIGHT_SELECTORS: Final = (
+    '[data-jp-theme-light="true"] .nbclaude',
+    "body.vscode-light .nbclaude",
+)
+
+
+def _highlight_css() -> str:
+    """Build :data:`HIGHLIGHT_CSS` from ``_ROLES`` and ``_TOKEN_STYLES``."""
+
+    def palette(selectors: Sequence[str], dark: bool, indent: str = "") -> str:
+        declarations = "".join(
+            f"{indent}  --nbclaude-code-{role}: {colours[2 if dark else 1]};\n"
+            for role, colours in _ROLES.items()
+        )
+        head = ",\n".join(indent + selector for selector in selectors)
+        return head + " {\n" + declarations + indent + "}\n"
+
+    rules: dict[tuple[str | None, str], list[str]] = {}
+    for token_type, short_class in STANDARD_TYPES.items():
+        ancestors = [entry for entry in _TOKEN_STYLES if token_type in entry[0]]
+        if short_class and ancestors:
+            _, role, extra = max(ancestors, key=lambda entry: len(entry[0]))
+            rules.setdefault((role, extra), []).append(short_class)
+
+    blocks = []
+    for (role, extra), classes in rules.items():
+        declarations = []
+        if role is not None:
+            variable, _, _ = _ROLES[role]
+            fallback = f"var(--nbclaude-code-{role})"
+            colour = (
+                f"var(--jp-mirror-editor-{variable}-color, {fallback})" if variable else fallback
+            )
+            declarations.append(f"color: {colour}")
+        if extra:
+            declarations.append(extra)
+        selectors = ", ".join(f".nbclaude pre .{name}" for name in sorted(classes))
+        blocks.append(f"{selectors} {{ {'; '.join(declarations)}; }}\n")
+
+    dark_media = (
+        "@media (prefers-color-scheme: dark) {\n" + palette([".nbclaude"], True, "  ") + "}\n"
+    )
+    return (
+        "/* nbclaude: Pygments token colours for fenced code. */\n"
+        + palette([".nbclaude"], False)
+        + dark_media
+        + palette(_DARK_SELECTORS, True)
+        + palette(_LIGHT_SELECTORS, False)
+        + "".join(blocks)
+    )
+
+
+HIGHLIGHT_CSS: Final[str] = _highlight_css()
+"""CSS for the Pygments classes in highlighted code, scoped under ``.nbclaude``.
+
+Colours follow JupyterLab's editor variables where they exist (so code in a reply
+matches code in a cell, in any JupyterLab theme); elsewhere they fall back to a light
+palette, or a dark one under ``prefers-color-scheme: dark``,
+``[data-jp-theme-light="false"]`` or VS Code's dark themes.
+"""

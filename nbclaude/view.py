@@ -279,12 +279,14 @@ class WidgetView:
         self.body = widgets.VBox(layout=self._layout)
         self.footer = self._html('<div class="nbclaude-usage">⏳ waiting for Claude…</div>')
         self.root = widgets.VBox(
-            children=(self._css, self.body, self.footer), layout=widgets.Layout(width="100%")
+            children=(self._css, self.body, self.footer),
+            layout=widgets.Layout(width="100%"),
+            # Given here, the classes go out with the model: add_class() would send each
+            # in a message of its own. JupyterLab styles rendered HTML outputs (tables,
+            # code, headings) under jp-RenderedHTMLCommon: the live view then looks like
+            # the static one that replaces it.
+            _dom_classes=("nbclaude", "jp-RenderedHTMLCommon"),
         )
-        self.root.add_class("nbclaude")
-        # JupyterLab styles rendered HTML outputs (tables, code, headings) under this class:
-        # the live view then looks like the static one that replaces it.
-        self.root.add_class("jp-RenderedHTMLCommon")
         self._thinking_segments: Segments | None = None
         self._body_segments = self._segments(self.body)
         self._progress: list[_BlockProgress] = []

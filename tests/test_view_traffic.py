@@ -246,8 +246,10 @@ def test_a_reply_without_thinking_has_no_thinking_section_and_closes_what_it_ope
 ) -> None:
     # Every widget model is a message to open it and one to close it: the empty view is
     # the root, its CSS, the body and the footer, with one layout and two styles shared.
-    WidgetView()
+    view = WidgetView()
     assert opened_and_closed(recorded) == (8, 0)
+    assert [kind for kind, _ in recorded] == ["comm_open"] * 8, "models updated before any text"
+    assert view.root._dom_classes == ("nbclaude", "jp-RenderedHTMLCommon")
     recorded.clear()
     view = stream_into_view(long_markdown(20_000), 0.001)
     assert view.thinking is None

@@ -11,7 +11,8 @@ are final and keeps their HTML, renders no tail, and answers nothing, so it stay
 behind the stream at the cost of rendering it once. On a refresh,
 :meth:`RemoteRenderer.update` asks for an answer and returns at once with whatever came
 back so far (the view lags by at most one refresh); :meth:`RemoteRenderer.finish` waits
-for the exact final HTML, which is then little work away. The worker takes every queued
+for the exact final HTML, which is then little work away, and of which only what the kernel
+does not have yet crosses the pipe. The worker takes every queued
 message before rendering, so when it falls behind it renders each block once per batch
 rather than once per message, and a thread of its own drains the request pipe meanwhile,
 so the kernel never waits on a full pipe.
@@ -57,12 +58,16 @@ def _serve(requests: Connection, answers: Connection) -> None:  # pragma: no cov
     """The worker's loop: batch the queued requests, render each touched block once.
 
     ``feed`` freezes what it can and keeps the HTML for the next ``update``'s answer;
-    ``update`` also renders the tail and answers; ``finish`` answers with the final HTML.
-    A batch that finished or dropped a renderer ends with a garbage collection (the
-    collector is off otherwise, see :func:`main`).
+    ``update`` also renders the tail and answers; ``finish`` answers with the final HTML,
+    less the frozen HTML the kernel already has from the updates when the final HTML
+    begins with it (it does unless the whole text had to be rendered again): a long
+    reply's HTML crosses the pipe once, not twice. A batch that finished or dropped a
+    renderer ends with a garbage collection (the collector is off otherwise, see
+    :func:`main`).
     """
     renderers: dict[Key, IncrementalRenderer] = {}
     unsent: dict[Key, list[str]] = {}  # frozen HTML of feeds, for the next answer
+    answered: dict[Key, list[str]] = {}  # frozen HTML sent in answers, kept by the kernel
     inbox = _Requests(requests)
     answers.send(("ready", None))
     while (batch := inbox.take()) is not None:
@@ -73,6 +78,7 @@ def _serve(requests: Connection, answers: Connection) -> None:  # pragma: no cov
             if op == "drop":
                 renderers.pop(key, None)
                 unsent.pop(key, None)
+                answered.pop(key, None)
                 fed.discard(key)
                 dirty.pop(key, None)
                 ended = True
@@ -86,7 +92,10 @@ def _serve(requests: Connection, answers: Connection) -> None:  # pragma: no cov
                 fed.discard(key)
                 dirty.pop(key, None)
                 unsent.pop(key, None)
-                answers.send(("finish", key, seq, renderers.pop(key).finish()))
+                final = renderers.pop(key).finish()
+                kept = "".join(answered.pop(key, ()))
+                reused = len(kept) if final.startswith(kept) else 0
+                answers.send(("finish", key, seq, reused, final[reused:]))
                 ended = True
             elif op == "feed":
                 fed.add(key)
@@ -97,6 +106,8 @@ def _serve(requests: Connection, answers: Connection) -> None:  # pragma: no cov
         for key, seq in dirty.items():
             update = renderers[key].update()
             frozen = "".join([*unsent.pop(key, ()), update.frozen])
+            if frozen:
+                answered.setdefault(key, []).append(frozen)
             answers.send(("update", key, seq, frozen, update.tail))
         if ended:
             gc.collect()
@@ -150,11 +161,14 @@ class _Inbox:
     """Rendering that came back for one renderer and was not handed out yet."""
 
     frozen: list[str] = field(default_factory=list)
-    """Frozen HTML in arrival order."""
+    """Frozen HTML in arrival order, not handed out yet."""
+    received: list[str] = field(default_factory=list)
+    """All frozen HTML that came back, handed out or not: the final HTML reuses it."""
     tail: str = ""
     """The latest tail."""
-    final: str | None = None
-    """The final HTML, once :meth:`RemoteRenderer.finish` asked for it."""
+    final: tuple[int, str] | None = None
+    """Once :meth:`RemoteRenderer.finish` asked for it, the final HTML as the worker
+    sends it: how many characters of ``received`` it begins with, and the rest."""
     answered: int = 0
     """The sequence number of the latest request answered."""
 
@@ -188,6 +202,8 @@ class RenderWorker:
         self._ready = False
         self._gone = False
         self._sessions = 0
+        self.html_received = 0
+        """Characters of HTML that came back from the worker: what the pipe carried."""
         self._reader = threading.Thread(target=self._read, name="nbclaude-render-reader")
         self._reader.daemon = True
         self._reader.start()
@@ -211,9 +227,13 @@ class RenderWorker:
                         frozen, tail = payload[1:]
                         if frozen:
                             inbox.frozen.append(frozen)
+                            inbox.received.append(frozen)
                         inbox.tail = tail
+                        self.html_received += len(frozen) + len(tail)
                     else:
-                        inbox.final = payload[1]
+                        reused, rest = payload[1:]
+                        inbox.final = reused, rest
+                        self.html_received += len(rest)
                 self._changed.notify_all()
 
     @property
@@ -264,7 +284,11 @@ class RenderWorker:
             return frozen, inbox.tail
 
     def wait_final(self, key: Key, timeout: float) -> str:
-        """Wait for the final HTML of ``key``, then forget the key."""
+        """Wait for the final HTML of ``key``, then forget the key.
+
+        Raises:
+            WorkerError: If the worker did not answer in time.
+        """
         with self._changed:
             inbox = self._inboxes.setdefault(key, _Inbox())
             self._changed.wait_for(lambda: inbox.final is not None or self._gone, timeout)
@@ -272,7 +296,13 @@ class RenderWorker:
             self._inboxes.pop(key, None)
         if final is None:
             raise WorkerError("the render worker did not answer in time")
-        return final
+        reused, rest = final
+        if not reused:
+            return rest
+        received = "".join(inbox.received)
+        if reused != len(received):  # cannot happen with an ordered pipe; never guess
+            raise WorkerError("the render worker's answers are out of step")
+        return received + rest
 
     def forget(self, key: Key) -> None:
         """Drop what is kept for ``key``, here and in the worker."""

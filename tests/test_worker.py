@@ -107,6 +107,30 @@ def test_an_update_after_a_send_hands_out_what_the_send_froze(worker: RenderWork
     assert update.frozen + update.tail == render("# One\n\ntwo\n\nthree\n\nfour")
 
 
+def test_the_final_html_crosses_the_pipe_once(worker: RenderWorker) -> None:
+    # The kernel has the frozen HTML from the updates: the final answer brings the rest.
+    text = long_markdown(50_000)
+    renderer = RemoteRenderer(worker, (6, 0))
+    stream_live(renderer, text, 0, longest=400)
+    before = worker.html_received
+    assert renderer.finish() == render(text)
+    assert worker.html_received - before < len(render(text)) // 10
+
+
+def test_a_final_rendered_anew_comes_whole(worker: RenderWorker) -> None:
+    # The paragraph using [ref] is frozen before the definition arrives: the final HTML
+    # renders the whole text again, differs from what was frozen, and none is reused.
+    use, definition = REPLY.split("[ref]: ")
+    renderer = RemoteRenderer(worker, (6, 1))
+    renderer.append(use)
+    shown = renderer.update(wait=True)
+    assert "[link][ref]" in shown.frozen
+    renderer.append("[ref]: " + definition)
+    before = worker.html_received
+    assert renderer.finish() == render(REPLY)
+    assert worker.html_received - before == len(render(REPLY))
+
+
 def test_the_worker_drains_its_pipe_while_it_renders() -> None:
     # The kernel writes requests from the thread that reads the stream: a write must never
     # wait for the worker to finish a rendering. Here nobody takes the requests, yet

@@ -219,14 +219,26 @@ def notices(reply: Reply) -> list[str]:
     return lines
 
 
+def _ascii_html(text: str) -> str:
+    """``text`` escaped, its non-ASCII characters as character references.
+
+    For the lines nbclaude writes around a reply (``·``, ``⚠``): a reply in plain ASCII
+    then makes an all-ASCII page, which the kernel encodes for the front end several times
+    faster than a page with one such character in it.
+    """
+    return escape(text).encode("ascii", "xmlcharrefreplace").decode("ascii")
+
+
 def usage_html(summary: UsageSummary) -> str:
     """The usage line under a reply."""
-    return f'<div class="nbclaude-usage">{escape(summary.line())}</div>'
+    return f'<div class="nbclaude-usage">{_ascii_html(summary.line())}</div>'
 
 
 def notice_html(lines: Iterable[str]) -> str:
     """Warnings, escaped, each in its own box."""
-    return "".join(f'<div class="nbclaude-notice">⚠ {escape(line)}</div>' for line in lines)
+    return "".join(
+        f'<div class="nbclaude-notice">{_ascii_html("⚠ " + line)}</div>' for line in lines
+    )
 
 
 def static_html(reply: Reply, rendered: Mapping[int, str] | None = None) -> str:

@@ -178,6 +178,10 @@ def test_widget_is_replaced_by_a_static_bundle(ip: InteractiveShell, api_env: Fa
     assert last.data["text/plain"] == TABLE_ANSWER
     # Same display id: the widget is replaced, not followed.
     assert first.transient == last.transient
+    # An ASCII reply makes an ASCII page: the usage line's dots are character references.
+    assert TABLE_ANSWER.isascii()
+    assert html.isascii()
+    assert "claude-sonnet-4-6 &#183; " in html
 
 
 def test_a_finished_cell_leaves_no_widget_models_open(

@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 from IPython.core.error import UsageError
@@ -206,6 +207,19 @@ def test_unknown_events_and_blocks_are_tolerated(
     assert "telemetry_update" in html
 
 
+@pytest.fixture
+def keyboard_interrupts() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt, as ipykernel arranges while it runs a cell.
+
+    A test run started in the background (``pytest &``, a CI job) inherits SIGINT ignored
+    from its shell, and Python then leaves it ignored.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("keyboard_interrupts")
 def test_interrupt_closes_the_stream_and_keeps_the_partial_reply(
     ip_widget: InteractiveShell, api_env: FakeServer
 ) -> None:

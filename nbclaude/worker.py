@@ -11,11 +11,11 @@ are final and keeps their HTML, renders no tail, and answers nothing, so it stay
 behind the stream at the cost of rendering it once. On a refresh,
 :meth:`RemoteRenderer.update` asks for an answer and returns at once with whatever came
 back so far (the view lags by at most one refresh); :meth:`RemoteRenderer.finish` waits
-for the exact final HTML, which is then little work away, and of which only what the kernel
-does not have yet crosses the pipe. The worker takes every queued
-message before rendering, so when it falls behind it renders each block once per batch
-rather than once per message, and a thread of its own drains the request pipe meanwhile,
-so the kernel never waits on a full pipe.
+for the exact final HTML, which is then little work away, and only the part of it that
+the kernel does not have yet crosses the pipe. The worker takes every queued message
+before rendering, so when it falls behind it renders each block once per batch rather
+than once per message, and a thread of its own drains the request pipe meanwhile, so
+the kernel never waits on a full pipe.
 
 The worker runs at a lower priority than the kernel (:data:`WORKER_NICENESS`): on a busy
 machine, rendering waits for a free core rather than preempting the kernel mid-stream.

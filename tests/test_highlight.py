@@ -114,7 +114,6 @@ impl<'a, T: Copy> S<'a, T> { fn f(&self) -> Option<u8> { let b = b'x'; let s = r
 // c
 /* block /* nested */ */
 """,
-    "rust_states": "fn main() { let x = 1; }",
     "yaml": """
 key: value
 list:

@@ -157,6 +157,7 @@ class Reply(Message):
     _prices: Mapping[str, Price] = PrivateAttr(default_factory=dict)
     _remote_images: bool = PrivateAttr(default=False)
     _skipped: tuple[str, ...] = PrivateAttr(default=())
+    _sdk_warnings: tuple[str, ...] = PrivateAttr(default=())
 
     @classmethod
     def from_parts(
@@ -169,6 +170,7 @@ class Reply(Message):
         prices: Mapping[str, Price] | None = None,
         remote_images: bool = False,
         skipped: tuple[str, ...] = (),
+        sdk_warnings: tuple[str, ...] = (),
     ) -> Reply:
         """Wrap a (possibly partial) ``Message`` with what happened to its stream."""
         reply = cls.model_construct(**dict(message))
@@ -178,6 +180,7 @@ class Reply(Message):
         reply._prices = dict(prices or {})
         reply._remote_images = remote_images
         reply._skipped = skipped
+        reply._sdk_warnings = sdk_warnings
         return reply
 
     @property
@@ -206,6 +209,11 @@ class Reply(Message):
     def skipped(self) -> tuple[str, ...]:
         """Stream event and delta types this version did not understand, if any."""
         return self._skipped
+
+    @property
+    def sdk_warnings(self) -> tuple[str, ...]:
+        """What the SDK warned about the request (a deprecated model...), one line each."""
+        return self._sdk_warnings
 
     @property
     def remote_images(self) -> bool:

@@ -213,6 +213,7 @@ def notices(reply: Reply) -> list[str]:
         )
     elif reply.stop_reason in STOP_NOTICES:
         lines.append(STOP_NOTICES[reply.stop_reason])
+    lines.extend(reply.sdk_warnings)
     if reply.skipped:
         names = ", ".join(sorted(set(reply.skipped)))
         lines.append(f"Skipped stream events this version does not know: {names}.")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -200,6 +201,7 @@ class ReplyBuilder:
         error: str | None = None,
         prices: Mapping[str, Price] | None = None,
         remote_images: bool = False,
+        sdk_warnings: tuple[str, ...] = (),
     ) -> Reply:
         """The reply so far; complete only if ``message_stop`` arrived and nothing failed."""
         message = self.message()
@@ -212,6 +214,7 @@ class ReplyBuilder:
             prices=prices,
             remote_images=remote_images,
             skipped=tuple(self.unknown),
+            sdk_warnings=sdk_warnings,
         )
 
 
@@ -234,7 +237,9 @@ def run(
     """
     builder = ReplyBuilder(clock=clock)
     try:
-        stream = client.messages.create(**params, stream=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            stream = client.messages.create(**params, stream=True)
     except KeyboardInterrupt:
         raise ClaudeError("Interrupted before the reply started; nothing was kept.") from None
     except (anthropic.APIError, httpx2.HTTPError) as exc:
@@ -256,7 +261,31 @@ def run(
             "The stream ended before the reply was finished (no message_stop): "
             "it is incomplete. Run the cell again."
         )
-    return builder.reply(error=error, prices=prices, remote_images=remote_images)
+    return builder.reply(
+        error=error,
+        prices=prices,
+        remote_images=remote_images,
+        sdk_warnings=_warnings_about_the_request(caught),
+    )
+
+
+def _warnings_about_the_request(caught: list[warnings.WarningMessage]) -> tuple[str, ...]:
+    """What the SDK warned about this request (a deprecated model, a deprecated setting).
+
+    The SDK attributes them to its caller, this module, where Python's default filters
+    hide a ``DeprecationWarning`` and show a ``UserWarning`` as a raw source line: they
+    are kept as one line each, for the view to show as notices. Any other warning raised
+    meanwhile is issued again as it was.
+    """
+    lines = []
+    for warning in caught:
+        if warning.filename == __file__:
+            lines.append(" ".join(str(warning.message).split()))
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    return tuple(dict.fromkeys(lines))
 
 
 def describe_error(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 import anthropic
 import pytest
 from IPython.core.error import UsageError
@@ -182,6 +185,37 @@ def test_widget_is_replaced_by_a_static_bundle(ip: InteractiveShell, api_env: Fa
     assert TABLE_ANSWER.isascii()
     assert html.isascii()
     assert "claude-sonnet-4-6 &#183; " in html
+
+
+def test_what_the_sdk_warns_about_the_request_is_a_notice_not_a_raw_warning(
+    ip: InteractiveShell, api_env: FakeServer
+) -> None:
+    # The installed SDK's own lists: whichever models it warns about in this version.
+    from anthropic._data import DEPRECATED_MODELS, MODELS_TO_WARN_WITH_THINKING_ENABLED
+
+    if not DEPRECATED_MODELS or not MODELS_TO_WARN_WITH_THINKING_ENABLED:
+        pytest.skip("this version of the SDK warns about no model")
+    deprecated = next(iter(DEPRECATED_MODELS))
+    thinking_warned = next(iter(MODELS_TO_WARN_WITH_THINKING_ENABLED))
+    widget_mode(ip)
+    api_env.enqueue(text_reply("old"), text_reply("budget"), text_reply("fine"))
+    cells = [
+        (f"%%claude -m {deprecated}\nhi", ["deprecated", deprecated]),
+        (f"%%claude -m {thinking_warned} -t 2048\nhi", ["adaptive", thinking_warned]),
+        ("%%claude\nhi", []),
+    ]
+    for cell, words in cells:
+        result, captured = run(ip, cell)
+        assert result.success, result.error_in_exec  # a warning is not a failure
+        assert captured.stderr == ""  # no raw warning with a path into nbclaude
+        notices = re.findall(
+            r'class="nbclaude-notice">(.*?)</div>', captured.outputs[-1].data["text/html"]
+        )
+        lines = ip.user_ns["_claude"].sdk_warnings
+        assert len(lines) == len(notices) == (1 if words else 0)
+        for word in words:
+            assert word in lines[0]
+            assert word in html.unescape(notices[0])
 
 
 def test_a_finished_cell_leaves_no_widget_models_open(

@@ -224,8 +224,8 @@ def _ascii_html(text: str) -> str:
     """``text`` escaped, its non-ASCII characters as character references.
 
     For the lines nbclaude writes around a reply (``·``, ``⚠``): a reply in plain ASCII
-    then makes an all-ASCII page, which the kernel encodes for the front end several times
-    faster than a page with one such character in it.
+    then makes an all-ASCII page, which the kernel encodes for the front end faster than a
+    page with one such character in it (a 400 KB reply's bundle: 4.7 ms instead of 5.6).
     """
     return escape(text).encode("ascii", "xmlcharrefreplace").decode("ascii")
 

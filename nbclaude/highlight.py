@@ -146,6 +146,7 @@ class CombinedRegexLexer(Lexer):  # type: ignore[misc]  # Pygments has no type h
 
     def __init__(self, lexer: RegexLexer) -> None:
         super().__init__(**lexer.options)
+        self.filters = lexer.filters  # the same options made the same filters; keep them
         self.lexer = lexer
         tokendefs = lexer._tokens  # usually the class's; some lexers pick one per instance
         if id(tokendefs) not in _MATCHERS:
@@ -231,7 +232,8 @@ def lexer_for(language: str) -> Lexer | None:
     """The lexer for a fence's language name, or ``None`` if Pygments has none.
 
     A plain ``RegexLexer`` (most of Pygments' lexers) comes as a
-    :class:`CombinedRegexLexer`; others come as they are.
+    :class:`CombinedRegexLexer`; one that lexes or filters in a way of its own comes as
+    it is.
     """
     try:
         # Keep the code as written: no stripped blank lines, no added final newline.
@@ -241,6 +243,7 @@ def lexer_for(language: str) -> Lexer | None:
     if (
         isinstance(lexer, RegexLexer)
         and type(lexer).get_tokens_unprocessed is RegexLexer.get_tokens_unprocessed
+        and type(lexer).get_tokens is Lexer.get_tokens
     ):
         return CombinedRegexLexer(lexer)
     return lexer

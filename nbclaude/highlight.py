@@ -232,8 +232,8 @@ def lexer_for(language: str) -> Lexer | None:
     """The lexer for a fence's language name, or ``None`` if Pygments has none.
 
     A plain ``RegexLexer`` (most of Pygments' lexers) comes as a
-    :class:`CombinedRegexLexer`; one that lexes or filters in a way of its own comes as
-    it is.
+    :class:`CombinedRegexLexer`; one whose class has a lexing loop or a ``get_tokens`` of
+    its own comes as it is.
     """
     try:
         # Keep the code as written: no stripped blank lines, no added final newline.

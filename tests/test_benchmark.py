@@ -1,0 +1,72 @@
+"""The README's benchmark command runs and prints every figure DESIGN.md sets a target for.
+
+Nothing here judges a figure: speed is the benchmark's to report, never a test's to time.
+A short reply and few runs keep it to seconds; the benchmark itself checks that every
+reply arrives whole, in the bare loop and through ``%%claude``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ROOT
+
+BENCHMARK = ROOT / "benchmarks" / "bench_stream.py"
+TIMEOUT = 300
+
+NUMBER = r"[-+]?\d[\d,]*(?:\.\d+)?"
+FIGURES = {
+    "update cost at 50 KB": rf"one update with +50 KB shown +p99 {NUMBER} ms",
+    "update cost at 500 KB": rf"one update with 500 KB shown +p99 {NUMBER} ms",
+    "first paint": rf"first delta to first paint +{NUMBER} ms",
+    "bare loop": rf"bare SDK create\(stream=True\) loop +median {NUMBER} s, kernel CPU {NUMBER} s",
+    "%%claude": rf"%%claude \(widget view\) +median {NUMBER} s, kernel CPU {NUMBER} s",
+    "each run's ratio": rf"each run, %%claude / the bare loop +{NUMBER} {NUMBER}",
+    "wall time ratio": rf"wall time ratio, median of the runs +{NUMBER} +\(target <= 1\.2\)",
+    "its interval": rf"95% interval for that median +{NUMBER} to {NUMBER}",
+    "where the difference lies": rf"{NUMBER} ms wall time, {NUMBER} ms kernel CPU",
+    "bytes ratio": rf"bytes sent / final HTML +{NUMBER} +\(target <= 2\)",
+    "message rate": rf"widget messages per second +{NUMBER} +\(target <= 30\)",
+}
+
+
+@pytest.fixture(scope="module")
+def printed() -> str:
+    """What one short run of the benchmark printed (it fails the tests if it failed)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    # A session of its own: on a timeout, its kernel and server go down with it.
+    process = subprocess.Popen(
+        [sys.executable, str(BENCHMARK), "--size", "20000", "--runs", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    try:
+        out, err = process.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail(f"the benchmark did not finish in {TIMEOUT} s")
+    assert process.returncode == 0, err[-2000:]
+    return out
+
+
+@pytest.mark.parametrize("figure", FIGURES)
+def test_the_benchmark_prints_the_figure(printed: str, figure: str) -> None:
+    assert re.search(FIGURES[figure], printed), f"no {figure} in:\n{printed}"
+
+
+def test_the_benchmark_reports_the_reply_it_streamed(printed: str) -> None:
+    assert "reply: 20 KB in 1,012 text deltas, unpaced, 2 runs each" in printed
+    ratios = re.search(rf"each run, %%claude / the bare loop +((?:{NUMBER} ?)+)", printed)
+    assert ratios is not None
+    assert len(ratios.group(1).split()) == 2

@@ -64,8 +64,9 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """Remove ``%%claude`` and its settings object (``%unload_ext nbclaude``)."""
+    """Remove ``%%claude``, its settings object and its render worker (``%unload_ext``)."""
     from .magic import ClaudeMagics
+    from .worker import stop_shared_worker
 
     for configurable in ipython.configurables:
         if isinstance(configurable, ClaudeMagics):
@@ -79,6 +80,7 @@ def unload_ipython_extension(ipython: Any) -> None:
     ipython.configurables[:] = [c for c in ipython.configurables if not isinstance(c, ClaudeMagics)]
     for kind in ("line", "cell"):
         ipython.magics_manager.magics[kind].pop("claude", None)
+    stop_shared_worker()
 
 
 def runs() -> RunLog:
@@ -91,11 +93,11 @@ def runs() -> RunLog:
     Raises:
         RuntimeError: If nbclaude is not loaded in the running IPython.
     """
-    from IPython import get_ipython
+    from IPython.core.getipython import get_ipython
 
     from .magic import ClaudeMagics
 
-    shell = get_ipython()
+    shell = get_ipython()  # type: ignore[no-untyped-call, unused-ignore]  # IPython < 8.13
     for configurable in getattr(shell, "configurables", ()):
         if isinstance(configurable, ClaudeMagics):
             return configurable.runs

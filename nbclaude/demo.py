@@ -19,6 +19,7 @@ from html import escape
 from typing import Any
 
 import anthropic
+import httpx2
 
 from .testing import (
     Block,
@@ -125,10 +126,10 @@ A prime exponent is necessary, not sufficient; the neighbours show it:
 | 67 | 147,573,952,589,676,412,927 | no: 193,707,721 × 761,838,257,287 |
 """,
     thinking=(
-        "2**61 - 1 is a Mersenne number with a prime exponent, so it *can* be prime. "
+        "`2**61 - 1` is a Mersenne number with a prime exponent, so it *can* be prime. "
         "I recall M61 is the ninth Mersenne prime, found by Pervushin in 1883. To be sure, "
         "the Lucas–Lehmer test for p = 61 ends at s = 0, so it is prime. Contrasting it "
-        "with 2**59 - 1 and 2**67 - 1, both composite, shows that a prime exponent is not "
+        "with `2**59 - 1` and `2**67 - 1`, both composite, shows that a prime exponent is not "
         "enough on its own. A short code sample of the test will make it concrete."
     ),
 )
@@ -309,14 +310,14 @@ class Demo:
     def __init__(self, *, delay: float = CHUNK_DELAY) -> None:
         self.server = FakeServer(default=partial(canned_reply, delay=delay)).start()
         self._client: anthropic.Anthropic | None = None
-        self._client_settings: tuple[float, int] | None = None
+        self._client_settings: tuple[float | httpx2.Timeout, int] | None = None
 
     @property
     def url(self) -> str:
         """The demo API's base URL, such as ``http://127.0.0.1:54321``."""
         return self.server.url
 
-    def client(self, *, timeout: float, max_retries: int) -> anthropic.Anthropic:
+    def client(self, *, timeout: float | httpx2.Timeout, max_retries: int) -> anthropic.Anthropic:
         """The SDK client for the demo, with the fake :data:`API_KEY`; remade if settings change.
 
         The key is passed explicitly, so the SDK reads no credential from the environment

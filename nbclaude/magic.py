@@ -7,21 +7,27 @@ IPython-free code: :mod:`nbclaude.prompt` builds the request, :mod:`nbclaude.str
 
 from __future__ import annotations
 
+import builtins
 import hashlib
+import inspect
+import keyword
 import os
 import re
+import shlex
 from collections.abc import Callable
 from typing import Any
 
 import anthropic
+import httpx2
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 from traitlets import Bool, Dict, Enum, Float, Integer, Unicode
 
 from . import demo, stream
-from .chat import DEFAULT_CHAT, CellTracker, Chats
+from .chat import DEFAULT_CHAT, CellTracker, Chats, Conversation, TurnKey
+from .interrupts import Interrupts
 from .log import RunLog
 from .prompt import (
     COUNTED_PARAMS,
@@ -30,7 +36,9 @@ from .prompt import (
     Options,
     TemplateError,
     Thinking,
+    api_secrets,
     build_params,
+    check_no_secrets,
     fill_templates,
     models_table,
     resolve_model,
@@ -78,9 +86,24 @@ class ClaudeMagics(Magics):
             "0.1x input)."
         ),
     ).tag(config=True)
-    timeout = Float(600.0, help="Seconds to wait for the API before giving up.").tag(config=True)
+    timeout = Float(
+        600.0,
+        help=(
+            "Seconds to wait for each read from the API: the answer to the request, then "
+            "each piece of the stream. A request that times out is retried (max_retries), "
+            "so a silent API holds a cell up to (1 + max_retries) x timeout."
+        ),
+    ).tag(config=True)
+    connect_timeout = Float(
+        10.0, help="Seconds to wait for a connection to the API, on each attempt."
+    ).tag(config=True)
     max_retries = Integer(
-        2, help="How often the SDK retries a rate-limited or overloaded request."
+        2,
+        help=(
+            "How often the SDK retries a request that failed before the reply began: "
+            "rate limited (429), overloaded (529), a server error, a timeout or a broken "
+            "connection. A reply cut off mid-stream is never retried."
+        ),
     ).tag(config=True)
     render_worker = Bool(
         True,
@@ -165,7 +188,7 @@ class ClaudeMagics(Magics):
             %%claude -m sonnet --thinking 2048 -o answer --chat
             Explain the difference between a list and a tuple, with a table.
         """
-        args = parse_argstring(self.claude, line)
+        args = self._arguments(line)
         options = self._options(args)
         if not cell.strip():
             raise UsageError("The cell is empty: write the prompt below the %%claude line.")
@@ -175,47 +198,87 @@ class ClaudeMagics(Magics):
         key = self.cells.next_key(chat.name) if chat is not None else None
         history = chat.history(key, cache=self.cache_chats) if chat is not None else []
         params = build_params(prompt, options, history)
+        try:
+            check_no_secrets(params, api_secrets(os.environ))
+        except TemplateError as exc:
+            raise UsageError(str(exc)) from None
         if args.dry_run:
             self._dry_run(client, params, options)
             return
-        reply = self._send(client, params, flags=line, chat=options.chat)
-        if chat is not None:
-            chat.record(key, prompt, reply)
-        namespace = self.shell.user_ns if self.shell is not None else {}
-        namespace["_claude"] = reply
-        if options.out:
-            namespace[options.out] = reply
-        if reply.error:
-            raise stream.ClaudeError(reply.error)
+        self._send(client, params, options, flags=line, turn=(chat, key, prompt))
+
+    def _arguments(self, line: str) -> Any:
+        """The flags of the ``%%claude`` line, split as a shell would: quotes may be escaped."""
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:  # shlex says "No closing quotation"
+            raise UsageError(
+                f"The %%claude line has an unclosed quote ({str(exc).lower()}): close it, or "
+                'escape a quote inside quotes with a backslash (-s "say \\"hi\\"").'
+            ) from None
+        return self.claude.parser.parse_args(words)
 
     def _send(
-        self, client: anthropic.Anthropic, params: dict[str, Any], *, flags: str, chat: str | None
+        self,
+        client: anthropic.Anthropic,
+        params: dict[str, Any],
+        options: Options,
+        *,
+        flags: str,
+        turn: tuple[Conversation | None, TurnKey | None, str],
     ) -> Reply:
-        """Stream the request into a view and record the call in the run log."""
-        prices = self._prices()
+        """Stream the request into a view, keep the reply whatever happens, then report.
+
+        The reply is recorded in the run log, joins its conversation and is bound before
+        the view renders its lasting form; an interrupt is held until then (see
+        :class:`~nbclaude.interrupts.Interrupts`), and one during the rendering leaves the
+        reply's text on screen.
+
+        Raises:
+            ClaudeError: If the reply is incomplete, or the user interrupted the call.
+        """
+        chat, key, prompt = turn
         request = {**params, "stream": True}
+        prices = self._prices()
         view = self._view()
-        view.start()
-        started = self.runs.start()
-        finished = False
-        try:
+        with Interrupts() as interrupts:
+            view.start()
+            started = self.runs.start()
             reply = stream.run(
                 client,
                 params,
                 on_event=view.on_event,
                 prices=prices,
                 remote_images=self.remote_images,
+                interrupts=interrupts,
             )
-            self.runs.record(started, request, flags=flags, chat=chat, reply=reply)
-            view.finish(reply)
-            finished = True
-        except stream.ClaudeError as exc:
-            self.runs.record(started, request, flags=flags, chat=chat, error=str(exc))
-            raise
-        finally:
-            if not finished and isinstance(view, WidgetView):
-                view.abandon()
+            self.runs.record(started, request, flags=flags, chat=options.chat, reply=reply)
+            if chat is not None:
+                chat.record(key, prompt, reply)
+            self._bind(reply, options.out)
+            try:
+                with interrupts.allowed():
+                    view.finish(reply)
+            except KeyboardInterrupt:
+                view.abandon(reply)
+                interrupted = True
+            else:
+                interrupted = interrupts.held
+        if reply.error:
+            raise stream.ClaudeError(reply.error)
+        if interrupted:
+            raise stream.ClaudeError(
+                "Interrupted while the reply was shown: it is complete, and _claude holds it "
+                "(display _claude to see it rendered)."
+            )
         return reply
+
+    def _bind(self, value: object, out: str | None) -> None:
+        """Bind ``_claude``, and ``out`` if given, in the user's namespace."""
+        namespace = self.shell.user_ns if self.shell is not None else {}
+        namespace["_claude"] = value
+        if out:
+            namespace[out] = value
 
     def _dry_run(
         self, client: anthropic.Anthropic, params: dict[str, Any], options: Options
@@ -223,9 +286,20 @@ class ClaudeMagics(Magics):
         """Print the request and its input token count; nothing but the count is sent."""
         counted = {name: params[name] for name in COUNTED_PARAMS if name in params}
         try:
-            count = client.messages.count_tokens(**counted)
+            raw = client.messages.with_raw_response.count_tokens(**counted)
+        except KeyboardInterrupt:
+            raise stream.ClaudeError("Interrupted: nothing was counted or sent.") from None
         except anthropic.APIError as exc:
             raise stream.ClaudeError(stream.describe_error(exc, params)) from exc
+        unexpected = stream.unexpected_answer(raw.http_response, "application/json")
+        if unexpected is not None:
+            raise stream.ClaudeError(unexpected)
+        count = raw.parse()
+        if not isinstance(getattr(count, "input_tokens", None), int):
+            raise stream.ClaudeError(
+                "The API endpoint's answer to count_tokens has no input_tokens: check the "
+                f"base URL ({stream.BASE_URL_SETTINGS})."
+            )
         dry_run = DryRun.priced({**params, "stream": True}, count.input_tokens, self._prices())
         print(dry_run.report())
         if options.out and self.shell is not None:
@@ -235,23 +309,24 @@ class ClaudeMagics(Magics):
         """Fill ``{{ name }}`` templates from the namespace, unless ``--raw``."""
         if raw:
             return text
+        namespace = self.shell.user_ns if self.shell is not None else {}
         try:
-            return fill_templates(text, self.shell.user_ns if self.shell is not None else {})
+            return fill_templates(text, namespace, secrets=api_secrets(os.environ))
         except TemplateError as exc:
-            raise UsageError(str(exc)) from exc
+            raise UsageError(str(exc)) from None
 
-    @line_magic("claude")  # type: ignore[arg-type]  # IPython types the name-less form only
+    # IPython types the name-less form only; older releases leave it untyped.
+    @line_magic("claude")  # type: ignore[arg-type, unused-ignore]
     def claude_line(self, line: str) -> None:
-        """Commands: ``%claude COMMAND [ARGS]``. To send a prompt, use ``%%claude``.
+        """Commands: %claude COMMAND [ARGS]. To send a prompt, start a cell with %%claude.
 
-        Commands:
-            help    this list.
-            history [NAME]: show the conversation NAME (default main).
-            reset   [NAME | --all]: forget the conversation NAME (default main), or all.
-            usage   every call this session: tokens, cache, cost, timing, and totals.
-            models  the models the API offers, with their aliases.
-            demo    offline demo: canned replies from a fake API on 127.0.0.1, no key
-                    needed, labelled as canned. ``%claude demo off`` ends it.
+        help                   this list
+        history [NAME]         the conversation NAME (default main), turn by turn
+        reset [NAME | --all]   forget the conversation NAME (default main), or every one
+        usage                  every call this session: tokens, cache, cost, timing, totals
+        models                 the models the API offers, with their aliases
+        demo [on | off]        the offline demo: canned replies from a fake API on
+                               127.0.0.1, no key needed, labelled as canned
         """
         command, _, rest = line.strip().partition(" ")
         handler = self._commands().get(command or "help")
@@ -274,7 +349,7 @@ class ClaudeMagics(Magics):
         }
 
     def _help(self, rest: str) -> None:
-        print(self.claude_line.__doc__)
+        print(inspect.cleandoc(self.claude_line.__doc__ or ""))
 
     def _demo_command(self, rest: str) -> None:
         if rest in ("", "on"):
@@ -317,9 +392,21 @@ class ClaudeMagics(Magics):
             raise UsageError(f"%claude models takes no arguments, not {rest!r}.")
         client = self._client()
         try:
-            models = list(client.models.list())
+            raw = client.models.with_raw_response.list()
+            unexpected = stream.unexpected_answer(raw.http_response, "application/json")
+            listed = unexpected is None and _lists_models(raw.http_response)
+            models = list(raw.parse()) if listed else []
+        except KeyboardInterrupt:
+            raise stream.ClaudeError("Interrupted: no models were listed.") from None
         except anthropic.APIError as exc:
             raise stream.ClaudeError(stream.describe_error(exc)) from exc
+        if unexpected is not None:
+            raise stream.ClaudeError(unexpected)
+        if not listed or not all(_is_model_info(model) for model in models):
+            raise stream.ClaudeError(
+                "The API endpoint's model list does not hold models (an id, a name and a "
+                f"date each): check the base URL ({stream.BASE_URL_SETTINGS})."
+            )
         print(models_table(models, self._aliases()))
 
     def _aliases(self) -> dict[str, str]:
@@ -331,14 +418,10 @@ class ClaudeMagics(Magics):
         max_tokens = self.max_tokens if args.max_tokens is None else args.max_tokens
         if max_tokens < 1:
             raise UsageError(f"--max-tokens must be a positive integer, not {max_tokens}.")
-        out = None if args.out is None else _unquote(args.out)
-        if out is not None and not out.isidentifier():
-            raise UsageError(f"-o/--out needs a Python name, not {out!r}.")
-        system = _unquote(args.system) if args.system is not None else (self.system or None)
+        out = None if args.out is None else _out_name(args.out)
+        system = args.system if args.system is not None else (self.system or None)
         return Options(
-            model=resolve_model(
-                _unquote(args.model) if args.model else self.model, self._aliases()
-            ),
+            model=resolve_model(args.model or self.model, self._aliases()),
             max_tokens=max_tokens,
             thinking=_thinking(args.thinking, max_tokens),
             system=self._fill(system, raw=args.raw) if system else None,
@@ -367,8 +450,9 @@ class ClaudeMagics(Magics):
         return table
 
     def _client(self) -> anthropic.Anthropic:
+        timeout = httpx2.Timeout(self.timeout, connect=min(self.connect_timeout, self.timeout))
         if self._demo is not None:
-            return self._demo.client(timeout=self.timeout, max_retries=self.max_retries)
+            return self._demo.client(timeout=timeout, max_retries=self.max_retries)
         key = os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")
         if not key:
             raise UsageError(NO_KEY)
@@ -376,12 +460,12 @@ class ClaudeMagics(Magics):
         # A digest, not the key, tells whether the key changed since the client was made.
         fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
         del key
-        cache_key = (base_url, self.timeout, self.max_retries, fingerprint)
+        cache_key = (base_url, self.timeout, self.connect_timeout, self.max_retries, fingerprint)
         client = self._clients.get(cache_key)
         if client is None:
             self.close()
             client = anthropic.Anthropic(
-                base_url=base_url, timeout=self.timeout, max_retries=self.max_retries
+                base_url=base_url, timeout=timeout, max_retries=self.max_retries
             )
             self._clients[cache_key] = client
         return client
@@ -406,9 +490,10 @@ class ClaudeMagics(Magics):
         return TerminalView()
 
     def _uses_widgets(self) -> bool:
-        if self.frontend == "auto":
+        frontend = str(self.frontend)  # traitlets before 5.10 types traits as Any
+        if frontend == "auto":
             return _has_kernel(self.shell)
-        return self.frontend == "widget"
+        return frontend == "widget"
 
     def prepare(self) -> None:
         """Start the render worker early, so the first reply already renders off-thread."""
@@ -416,15 +501,41 @@ class ClaudeMagics(Magics):
             shared_worker()
 
 
-def _unquote(value: str) -> str:
-    """Drop one pair of surrounding quotes: IPython splits flags keeping them."""
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        return value[1:-1]
-    return value
+_IPYTHON_NAMES = re.compile(r"_+|_i+|_i?\d+|_[iod]h|In|Out")
+"""Names IPython binds after every cell (``_``, ``_i``, ``_3``, ``Out``...)."""
+
+
+def _out_name(name: str) -> str:
+    """The ``-o`` name, if binding it shadows nothing: not a keyword, builtin or IPython's."""
+    if not name.isidentifier():
+        raise UsageError(f"-o/--out needs a Python name, not {name!r}.")
+    if keyword.iskeyword(name) or hasattr(builtins, name) or _IPYTHON_NAMES.fullmatch(name):
+        raise UsageError(
+            f"-o/--out {name}: that name is taken by Python or IPython; choose another."
+        )
+    return name
+
+
+def _lists_models(response: httpx2.Response) -> bool:
+    """Whether a JSON answer has the shape of a page of models: a ``data`` list."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and isinstance(body.get("data"), list)
+
+
+def _is_model_info(model: object) -> bool:
+    """Whether ``model`` has the fields the models table shows (the SDK parses leniently)."""
+    return (
+        isinstance(getattr(model, "id", None), str)
+        and isinstance(getattr(model, "display_name", None), str)
+        and hasattr(getattr(model, "created_at", None), "date")
+    )
 
 
 def _chat_name(value: str) -> str:
-    name = _unquote(value.strip())
+    name = value.strip()
     if not re.fullmatch(r"[\w.-]+", name):
         raise UsageError(f"A conversation name is letters, digits, '_', '-' or '.', not {name!r}.")
     return name

@@ -28,11 +28,15 @@ __all__ = [
     "ALIASES",
     "COUNTED_PARAMS",
     "MIN_THINKING_BUDGET",
+    "SECRET_VARIABLES",
     "DryRun",
     "Options",
+    "SecretError",
     "TemplateError",
     "Thinking",
+    "api_secrets",
     "build_params",
+    "check_no_secrets",
     "fill_templates",
     "format_value",
     "markdown_table",
@@ -171,6 +175,51 @@ class TemplateError(ValueError):
     """A ``{{ name }}`` in the prompt could not be filled; nothing should be sent."""
 
 
+class SecretError(TemplateError):
+    """The request would carry the API key; nothing should be sent or shown."""
+
+
+SECRET_VARIABLES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+"""The environment variables the SDK reads credentials from."""
+
+_MIN_SECRET_CHARS = 8
+"""Shorter values are not looked for: a real key is about a hundred characters, and a
+short placeholder would match ordinary text."""
+
+
+def api_secrets(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The credentials in ``environ`` that a request must never carry.
+
+    Args:
+        environ: The environment, such as ``os.environ``.
+
+    Returns:
+        The values of :data:`SECRET_VARIABLES` that are set and long enough to look for.
+    """
+    values = (environ.get(name, "").strip() for name in SECRET_VARIABLES)
+    return tuple(value for value in values if len(value) >= _MIN_SECRET_CHARS)
+
+
+def check_no_secrets(params: Mapping[str, Any], secrets: Sequence[str]) -> None:
+    """Refuse a request that carries a credential anywhere (prompt, system, history...).
+
+    Args:
+        params: The request.
+        secrets: What :func:`api_secrets` found.
+
+    Raises:
+        SecretError: If any of ``secrets`` appears in the request.
+    """
+    if not secrets:
+        return
+    body = json.dumps(params, ensure_ascii=False, default=str)
+    if any(secret in body for secret in secrets):
+        raise SecretError(
+            "The request contains your API key: it is never sent or shown. Take it out of "
+            "the prompt, the system prompt or the values they fill. Nothing was sent."
+        )
+
+
 def _is_template(path: str) -> bool:
     return not any(keyword.iskeyword(part) for part in path.split("."))
 
@@ -187,7 +236,7 @@ def template_names(text: str) -> list[str]:
     return [match["path"] for match in _TEMPLATE.finditer(text) if _is_template(match["path"])]
 
 
-def fill_templates(text: str, namespace: Mapping[str, Any]) -> str:
+def fill_templates(text: str, namespace: Mapping[str, Any], *, secrets: Sequence[str] = ()) -> str:
     """Replace each ``{{ name }}`` and ``{{ name.attr }}`` with its value from ``namespace``.
 
     Everything else, braces included, is kept exactly. Values are formatted by
@@ -196,6 +245,7 @@ def fill_templates(text: str, namespace: Mapping[str, Any]) -> str:
     Args:
         text: A prompt or system prompt.
         namespace: Where names are looked up, such as the notebook's user namespace.
+        secrets: Credentials no value may contain (see :func:`api_secrets`).
 
     Returns:
         The filled text.
@@ -203,13 +253,20 @@ def fill_templates(text: str, namespace: Mapping[str, Any]) -> str:
     Raises:
         TemplateError: If a name is not defined, an attribute is missing, or reading or
             formatting a value failed.
+        SecretError: If a value contains one of ``secrets`` (``{{ os.environ }}``).
     """
 
     def fill(match: re.Match[str]) -> str:
         path = match["path"]
         if not _is_template(path):
             return match[0]
-        return format_value(_lookup(path, namespace))
+        value = format_value(_lookup(path, namespace))
+        if any(secret in value for secret in secrets):
+            raise SecretError(
+                f"{{{{ {path} }}}}: its value contains your API key, which is never sent or "
+                "shown. Fill in something without it. Nothing was sent."
+            )
+        return value
 
     return _TEMPLATE.sub(fill, text)
 

@@ -7,9 +7,10 @@ call cost. Nothing here imports IPython or ipywidgets.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from anthropic.types import Message
 from pydantic import PrivateAttr
@@ -65,18 +66,21 @@ tokens only.
 """
 
 
-def price_for(model: str, overrides: Mapping[str, Price] | None = None) -> Price | None:
-    """Find the price of ``model``, trying an exact id first and then shorter prefixes.
+_SNAPSHOT_SUFFIX = re.compile(r"-(?:\d{8}|latest)$")
+"""The date (or ``-latest``) that names one snapshot of a model: ``-20251001``."""
 
-    ``claude-haiku-4-5-20251001`` finds ``claude-haiku-4-5``; an unknown model finds ``None``.
+
+def price_for(model: str, overrides: Mapping[str, Price] | None = None) -> Price | None:
+    """The price of ``model``: its exact id, else the id without its snapshot date.
+
+    ``claude-haiku-4-5-20251001`` finds ``claude-haiku-4-5``. Nothing else is guessed: a
+    newer model (``claude-opus-4-8``) is not priced like an older one whose id it extends,
+    and an unknown model finds ``None``.
     """
     table = {**PRICES, **(overrides or {})}
-    name = model
-    while name:
-        if name in table:
-            return table[name]
-        name, _, _ = name.rpartition("-")
-    return None
+    if model in table:
+        return table[model]
+    return table.get(_SNAPSHOT_SUFFIX.sub("", model))
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +102,7 @@ class UsageSummary:
     input_tokens: int
     """Uncached input tokens."""
     output_tokens: int
-    """Output tokens, thinking included."""
+    """Output tokens, thinking included; an estimate when :attr:`output_estimated`."""
     cache_read_tokens: int
     """Input tokens read from the prompt cache."""
     cache_write_tokens: int
@@ -111,6 +115,9 @@ class UsageSummary:
     """Seconds from the request to the first content delta."""
     duration: float
     """Seconds from the request to the end of the stream."""
+    output_estimated: bool = False
+    """Whether the stream ended before the API's output count, so the count (and the
+    cost) is estimated from the characters that arrived, about four a token."""
 
     @property
     def tokens_per_second(self) -> float | None:
@@ -122,7 +129,10 @@ class UsageSummary:
 
     def line(self) -> str:
         """The one-line summary shown under a reply."""
-        parts = [f"{self.input_tokens:,} in", f"{self.output_tokens:,} out"]
+        out = f"{self.output_tokens:,} out"
+        if self.output_estimated:
+            out = f"~{out} (estimated)"
+        parts = [f"{self.input_tokens:,} in", out]
         if self.thinking_tokens:
             parts[-1] += f" ({self.thinking_tokens:,} thinking)"
         if self.cache_read_tokens or self.cache_write_tokens:
@@ -130,16 +140,13 @@ class UsageSummary:
                 f"cache {self.cache_read_tokens:,} read / {self.cache_write_tokens:,} written"
             )
         if self.cost is not None:
-            parts.append(f"${self.cost:.4f}")
+            parts.append(f"{'~' if self.output_estimated else ''}${self.cost:.4f}")
         if self.time_to_first_token is not None:
             parts.append(f"first token {self.time_to_first_token:.2f}s")
         parts.append(f"{self.duration:.2f}s")
         if (rate := self.tokens_per_second) is not None:
             parts.append(f"{rate:,.0f} tok/s")
         return f"{self.model} · " + " · ".join(parts)
-
-
-Interruption = Literal["interrupted", "error", "incomplete"]
 
 
 class Reply(Message):
@@ -154,7 +161,7 @@ class Reply(Message):
     _complete: bool = PrivateAttr(default=False)
     _error: str | None = PrivateAttr(default=None)
     _timing: Timing = PrivateAttr(default=Timing(None, 0.0))
-    _prices: Mapping[str, Price] = PrivateAttr(default_factory=dict)
+    _summary: UsageSummary | None = PrivateAttr(default=None)
     _remote_images: bool = PrivateAttr(default=False)
     _skipped: tuple[str, ...] = PrivateAttr(default=())
     _sdk_warnings: tuple[str, ...] = PrivateAttr(default=())
@@ -171,16 +178,30 @@ class Reply(Message):
         remote_images: bool = False,
         skipped: tuple[str, ...] = (),
         sdk_warnings: tuple[str, ...] = (),
+        output_estimate: int | None = None,
     ) -> Reply:
-        """Wrap a (possibly partial) ``Message`` with what happened to its stream."""
+        """Wrap a (possibly partial) ``Message`` with what happened to its stream.
+
+        Args:
+            message: The message as far as it arrived.
+            complete: Whether the stream reached ``message_stop`` without error.
+            error: One line saying what went wrong, or ``None``.
+            timing: Time to first token and duration.
+            prices: Extra or overriding prices, merged over :data:`PRICES`.
+            remote_images: Whether the view loads images from the network.
+            skipped: Stream event and delta types that were not understood.
+            sdk_warnings: What the SDK warned about the request, one line each.
+            output_estimate: Output tokens estimated from the text that arrived, when
+                the stream ended before the API counted them.
+        """
         reply = cls.model_construct(**dict(message))
         reply._complete = complete
         reply._error = error
         reply._timing = timing
-        reply._prices = dict(prices or {})
         reply._remote_images = remote_images
         reply._skipped = skipped
         reply._sdk_warnings = sdk_warnings
+        reply._summary = _summarize(reply, timing, prices, output_estimate)
         return reply
 
     @property
@@ -228,30 +249,9 @@ class Reply(Message):
     @property
     def usage_summary(self) -> UsageSummary:
         """Tokens, cache, thinking, cost and speed of this call."""
-        usage = self.usage
-        details = usage.output_tokens_details
-        price = price_for(self.model, self._prices)
-        cache_read = usage.cache_read_input_tokens or 0
-        cache_write = usage.cache_creation_input_tokens or 0
-        cost = None
-        if price is not None:
-            cost = (
-                usage.input_tokens * price.input
-                + usage.output_tokens * price.output
-                + cache_read * price.cache_read
-                + cache_write * price.cache_write
-            ) / 1_000_000
-        return UsageSummary(
-            model=self.model,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cache_read_tokens=cache_read,
-            cache_write_tokens=cache_write,
-            thinking_tokens=details.thinking_tokens if details is not None else None,
-            cost=cost,
-            time_to_first_token=self._timing.time_to_first_token,
-            duration=self._timing.duration,
-        )
+        if self._summary is None:  # a reply made some other way than from_parts
+            self._summary = _summarize(self, self._timing, None, None)
+        return self._summary
 
     @property
     def cost(self) -> float | None:
@@ -262,3 +262,38 @@ class Reply(Message):
         from .static import static_bundle
 
         return static_bundle(self)
+
+
+def _summarize(
+    message: Message,
+    timing: Timing,
+    prices: Mapping[str, Price] | None,
+    output_estimate: int | None,
+) -> UsageSummary:
+    """The usage summary of a message: its tokens priced, and its timing."""
+    usage = message.usage
+    details = usage.output_tokens_details
+    output_tokens = usage.output_tokens if output_estimate is None else output_estimate
+    price = price_for(message.model, prices)
+    cache_read = usage.cache_read_input_tokens or 0
+    cache_write = usage.cache_creation_input_tokens or 0
+    cost = None
+    if price is not None:
+        cost = (
+            usage.input_tokens * price.input
+            + output_tokens * price.output
+            + cache_read * price.cache_read
+            + cache_write * price.cache_write
+        ) / 1_000_000
+    return UsageSummary(
+        model=message.model,
+        input_tokens=usage.input_tokens,
+        output_tokens=output_tokens,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        thinking_tokens=details.thinking_tokens if details is not None else None,
+        cost=cost,
+        time_to_first_token=timing.time_to_first_token,
+        duration=timing.duration,
+        output_estimated=output_estimate is not None,
+    )

@@ -18,7 +18,7 @@ from .highlight import HIGHLIGHT_CSS
 from .markdown import render
 
 if TYPE_CHECKING:
-    from .reply import Reply, UsageSummary
+    from .reply import Reply
 
 __all__ = [
     "CSS",
@@ -27,6 +27,8 @@ __all__ = [
     "plain_text",
     "static_bundle",
     "static_html",
+    "status_line",
+    "text_bundle",
     "thinking_html",
     "usage_html",
 ]
@@ -200,10 +202,16 @@ STOP_NOTICES = {
 }
 
 
-def notices(reply: Reply) -> list[str]:
-    """What the user must know about this reply beyond its content, one line each."""
+def notices(reply: Reply, *, error: bool = True) -> list[str]:
+    """What the user must know about this reply beyond its content, one line each.
+
+    Args:
+        reply: The reply.
+        error: Include :attr:`Reply.error`. A cell that failed shows it in its error line,
+            right under the view: the view leaves it out rather than say it twice.
+    """
     lines = []
-    if reply.error:
+    if reply.error and error:
         lines.append(reply.error)
     if reply.stop_reason == "refusal":
         details = reply.stop_details
@@ -230,9 +238,24 @@ def _ascii_html(text: str) -> str:
     return escape(text).encode("ascii", "xmlcharrefreplace").decode("ascii")
 
 
-def usage_html(summary: UsageSummary) -> str:
+def status_line(reply: Reply) -> str:
+    """The line under a reply: its usage, marked when the reply is incomplete.
+
+    A reply that never began (the request failed, or was interrupted, before anything
+    arrived) has no usage to show: the line says so, and how long the call took.
+    """
+    summary = reply.usage_summary
+    if reply.complete:
+        return summary.line()
+    if not reply.content and not summary.input_tokens:
+        return f"{summary.model} · no reply · {summary.duration:.2f}s"
+    model, _, usage = summary.line().partition(" · ")
+    return f"{model} · incomplete · {usage}"
+
+
+def usage_html(reply: Reply) -> str:
     """The usage line under a reply."""
-    return f'<div class="nbclaude-usage">{_ascii_html(summary.line())}</div>'
+    return f'<div class="nbclaude-usage">{_ascii_html(status_line(reply))}</div>'
 
 
 def notice_html(lines: Iterable[str]) -> str:
@@ -242,11 +265,16 @@ def notice_html(lines: Iterable[str]) -> str:
     )
 
 
-def static_html(reply: Reply, rendered: Mapping[int, str] | None = None) -> str:
+def static_html(
+    reply: Reply, rendered: Mapping[int, str] | None = None, *, error: bool = True
+) -> str:
     """The whole reply as self-contained, sanitized HTML.
 
-    ``rendered`` maps a block's position in ``reply.content`` to its Markdown already
-    rendered (see :func:`block_html`).
+    Args:
+        reply: The reply.
+        rendered: A block's position in ``reply.content`` mapped to its Markdown already
+            rendered (see :func:`block_html`).
+        error: Show :attr:`Reply.error` as a notice (see :func:`notices`).
     """
     remote_images = reply.remote_images
     done = rendered or {}
@@ -260,16 +288,44 @@ def static_html(reply: Reply, rendered: Mapping[int, str] | None = None) -> str:
     )
     return (
         f'<div class="nbclaude"><style>{CSS}</style>{body}'
-        f"{notice_html(notices(reply))}{usage_html(reply.usage_summary)}</div>"
+        f"{notice_html(notices(reply, error=error))}{usage_html(reply)}</div>"
     )
 
 
-def plain_text(reply: Reply) -> str:
-    """The answer text, followed by any notice in brackets."""
-    extra = "".join(f"\n\n[{line}]" for line in notices(reply))
-    return reply.text + extra
+def plain_text(reply: Reply, *, error: bool = True) -> str:
+    """The answer text, followed by any notice in brackets.
+
+    A reply with neither is its status line, never an empty output.
+    """
+    extra = "".join(f"\n\n[{line}]" for line in notices(reply, error=error))
+    text = reply.text + extra if reply.text else extra.lstrip("\n")
+    return text or status_line(reply)
 
 
-def static_bundle(reply: Reply, rendered: Mapping[int, str] | None = None) -> dict[str, str]:
-    """The MIME bundle a finished cell keeps: ``text/html`` and ``text/plain``."""
-    return {"text/html": static_html(reply, rendered), "text/plain": plain_text(reply)}
+def static_bundle(
+    reply: Reply, rendered: Mapping[int, str] | None = None, *, error: bool = True
+) -> dict[str, str]:
+    """The MIME bundle a finished cell keeps: ``text/html`` and ``text/plain``.
+
+    Args:
+        reply: The reply.
+        rendered: Markdown already rendered, by block position (see :func:`static_html`).
+        error: Show :attr:`Reply.error` as a notice (see :func:`notices`).
+    """
+    return {
+        "text/html": static_html(reply, rendered, error=error),
+        "text/plain": plain_text(reply, error=error),
+    }
+
+
+def text_bundle(reply: Reply, *, error: bool = True) -> dict[str, str]:
+    """The reply's text as it came, without rendering it: cheap, whatever its length.
+
+    Shown when the user interrupts the rendering of the static view: the reply must not
+    be lost, and rendering it again is what was interrupted.
+    """
+    html = (
+        f'<div class="nbclaude"><pre style="white-space: pre-wrap">{escape(reply.text)}</pre>'
+        f"{notice_html(notices(reply, error=error))}{usage_html(reply)}</div>"
+    )
+    return {"text/html": html, "text/plain": plain_text(reply, error=error)}

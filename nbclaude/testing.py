@@ -71,6 +71,7 @@ __all__ = [
     "long_markdown",
     "main",
     "paced",
+    "page",
     "redacted_thinking",
     "replay",
     "reply",
@@ -179,6 +180,9 @@ class Script:
     """Extra response headers, such as ``("retry-after", "1")``."""
     error: ErrorBody | None = None
     """If set, the response is this API error as JSON and `steps` are ignored."""
+    body: bytes | None = None
+    """If set, the response is these bytes as they are, after the script's pauses: a page
+    that is not the API's (see `page`). `error` and the other steps are ignored."""
 
     @property
     def event_count(self) -> int:
@@ -798,6 +802,32 @@ def http_error(
     )
 
 
+def page(
+    body: str | bytes,
+    content_type: str = "text/html; charset=utf-8",
+    *,
+    status: int = 200,
+    delay: float = 0.0,
+) -> Script:
+    """A response that is not the API's: a proxy's error page, a captive portal, any JSON.
+
+    Enqueue it for ``POST /v1/messages``, or set it as `FakeServer.intercept` to answer
+    every request with it, as a wrong base URL or a proxy in the way would.
+
+    Args:
+        body: The body, sent as it is (a string as UTF-8).
+        content_type: The ``content-type`` header.
+        status: The HTTP status.
+        delay: Seconds to wait before answering.
+
+    Returns:
+        The script.
+    """
+    data = body.encode() if isinstance(body, str) else body
+    steps = (Pause(delay),) if delay > 0 else ()
+    return Script(steps, status, (("content-type", content_type),), body=data)
+
+
 # --------------------------------------------------------------------------- folding
 
 
@@ -1133,7 +1163,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         record = self._record()
         route = urlsplit(self.path).path.rstrip("/")
-        if route == "/v1/models":
+        if (intercept := self.server.fake.intercept) is not None:
+            self._send_page(record, intercept)
+        elif route == "/v1/models":
             self._models_page(record)
         elif route.startswith("/v1/models/"):
             wanted = route.removeprefix("/v1/models/")
@@ -1148,7 +1180,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         record = self._record()
         route = urlsplit(self.path).path.rstrip("/")
-        if route not in ("/v1/messages", "/v1/messages/count_tokens"):
+        if (intercept := self.server.fake.intercept) is not None:
+            self._send_page(record, intercept)
+        elif route not in ("/v1/messages", "/v1/messages/count_tokens"):
             self._not_found(record)
         elif not isinstance(record.body, dict):
             error = ErrorBody("invalid_request_error", "The request body is not a JSON object.")
@@ -1219,7 +1253,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send_error(record, 500, error)
             return
         try:
-            if script.error is not None:
+            if script.body is not None:
+                self._send_page(record, script)
+            elif script.error is not None:
                 self._send_error(record, script.status, script.error, script.headers)
             elif body.get("stream") is True:
                 self._stream(record, script)
@@ -1281,6 +1317,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             "request_id": record.request_id,
         }
         self._send_json(record, status, body, headers)
+
+    def _send_page(self, record: RecordedRequest, script: Script) -> None:
+        """Answer with the script's body as it is, after its pauses."""
+        body = script.body or b""
+        try:
+            self._wait(sum(step.seconds for step in script.steps if isinstance(step, Pause)))
+            headers = [("content-length", str(len(body))), *script.headers]
+            self._start_response(record, script.status, headers)
+            self._write(body)
+        except _ClientGoneError:
+            record._progress.disconnected = True
+            self.close_connection = True
+        except _AbortError:
+            self._abort()
+        finally:
+            record._progress.done.set()
 
     def _send_folded(self, record: RecordedRequest, script: Script) -> None:
         folded = _fold(script)
@@ -1388,6 +1440,9 @@ class FakeServer:
     ) -> None:
         self.max_response_seconds = max_response_seconds
         self.default = default
+        self.intercept: Script | None = None
+        """A script (see `page`) that answers every request, on any route, while set: the
+        server then stands for a proxy or a wrong base URL instead of the API."""
         self._port = port
         self._lock = threading.Condition()
         self._queue: deque[Script] = deque()

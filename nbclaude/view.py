@@ -18,6 +18,7 @@ This is the only module that touches ipywidgets; the request runs outside any
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -30,7 +31,15 @@ from ipywidgets.widgets.widget_string import HTMLMathStyle, HTMLStyle
 
 from .markdown import IncrementalRenderer, Update
 from .reply import Reply
-from .static import CSS, block_html, notices, static_bundle, thinking_html
+from .static import (
+    CSS,
+    block_html,
+    notices,
+    static_bundle,
+    status_line,
+    text_bundle,
+    thinking_html,
+)
 from .stream import BlockState, ReplyBuilder
 from .worker import RemoteRenderer, RenderWorker, WorkerError
 
@@ -66,7 +75,12 @@ Renderer = IncrementalRenderer | RemoteRenderer
 
 
 class View(Protocol):
-    """What the magic drives: start before the request, events while streaming, finish."""
+    """What the magic drives: start before the request, events while streaming, then
+    finish, or abandon if finishing was interrupted.
+
+    The caller reports :attr:`Reply.error` itself (the cell's error line): a view shows
+    the reply and marks it incomplete, but does not repeat the error.
+    """
 
     def start(self) -> None:
         """Show that something is happening, before the request is sent."""
@@ -76,6 +90,13 @@ class View(Protocol):
 
     def finish(self, reply: Reply) -> None:
         """Show the final reply (complete or not) in its lasting form."""
+
+    def abandon(self, reply: Reply) -> None:
+        """Show the reply's text at once, unrendered, and let go of everything.
+
+        Called when :meth:`finish` was interrupted, so it must be quick whatever the
+        reply's length: the reply must not be lost with the rendering.
+        """
 
 
 class Throttle:
@@ -453,12 +474,19 @@ class WidgetView:
 
     def finish(self, reply: Reply) -> None:
         """Replace the widget with the static view and close it."""
-        bundle = static_bundle(reply, self._rendered())
+        self._replace(static_bundle(reply, self._rendered(), error=False))
+        self._close()
+
+    def abandon(self, reply: Reply) -> None:
+        """Replace the widget with the reply's plain text, and close it."""
+        self._replace(text_bundle(reply, error=False))
+        self._close()
+
+    def _replace(self, bundle: dict[str, str]) -> None:
         if self._handle is not None:
             self._handle.update(bundle, raw=True)
         else:
             display(bundle, raw=True)
-        self._close()
 
     def _rendered(self) -> dict[int, str]:
         """The exact final HTML of each Markdown block, from the renderers used live.
@@ -478,12 +506,6 @@ class WidgetView:
             except WorkerError:
                 continue
         return rendered
-
-    def abandon(self) -> None:
-        """Remove the widget when the call failed before there was anything to show."""
-        if self._handle is not None:
-            self._handle.update({"text/plain": ""}, raw=True)
-        self._close()
 
     def _close(self) -> None:
         for progress in self._progress:
@@ -520,16 +542,20 @@ class TerminalView:
         """Nothing to show before the first token in a terminal."""
 
     def on_event(self, builder: ReplyBuilder) -> None:
-        """Print the deltas that arrived since the last event."""
+        """Print the deltas that arrived since the last event; a tool's input once whole."""
         out = self._out
         for index, block in enumerate(builder.blocks):
             if index == len(self._printed):
                 self._printed.append(0)
                 self._open_section(block)
             done = self._printed[index]
-            if block.type in {"text", "thinking"} and done < len(block.chunks):
-                out.write("".join(block.chunks[done:]))
-                self._printed[index] = len(block.chunks)
+            if block.type in {"text", "thinking"}:
+                if done < len(block.chunks):
+                    out.write("".join(block.chunks[done:]))
+                    self._printed[index] = len(block.chunks)
+            elif block.stopped and done == 0 and "input" in block.start:
+                out.write(json.dumps(block.to_dict()["input"], indent=2, ensure_ascii=False))
+                self._printed[index] = 1
         out.flush()
 
     def _open_section(self, block: BlockState) -> None:
@@ -551,7 +577,11 @@ class TerminalView:
         """Print any notice and the usage line."""
         out = self._out
         out.write("\n")
-        for line in notices(reply):
+        for line in notices(reply, error=False):
             out.write(f"\n[{line}]\n")
-        out.write(f"\n{reply.usage_summary.line()}\n")
+        out.write(f"\n{status_line(reply)}\n")
         out.flush()
+
+    def abandon(self, reply: Reply) -> None:
+        """The text is on screen already: end with the usage line."""
+        self.finish(reply)

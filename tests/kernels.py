@@ -74,3 +74,29 @@ def run_cell(
 def printed(messages: list[dict[str, Any]]) -> str:
     """What the cell printed to stdout and stderr."""
     return "".join(m["content"]["text"] for m in messages if m["msg_type"] == "stream")
+
+
+def saved_outputs(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The outputs a notebook would save for the cell: displays as last updated, in order.
+
+    ``update_display_data`` replaces the data of every earlier output with its display id,
+    as a front end does; streams, results and errors are kept as they came.
+    """
+    outputs: list[dict[str, Any]] = []
+    for message in messages:
+        kind, content = message["msg_type"], message["content"]
+        if kind == "update_display_data":
+            display_id = content.get("transient", {}).get("display_id")
+            for output in outputs:
+                if output.get("display_id") == display_id:
+                    output["data"] = content["data"]
+        elif kind in ("display_data", "execute_result"):
+            display_id = content.get("transient", {}).get("display_id")
+            outputs.append({"output_type": kind, "data": content["data"], "display_id": display_id})
+        elif kind == "stream":
+            outputs.append(
+                {"output_type": "stream", "name": content["name"], "text": content["text"]}
+            )
+        elif kind == "error":
+            outputs.append({"output_type": "error", "traceback": content["traceback"]})
+    return outputs

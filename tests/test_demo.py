@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from nbclaude import Reply, demo
+from nbclaude.markdown import render
 from nbclaude.testing import FakeServer, Pause, SSEEvent
 
 from .conftest import ROOT, TEST_KEY, run
@@ -249,3 +251,10 @@ def test_prompts_in_content_blocks_and_later_turns_are_read() -> None:
         {"role": "user", "content": [{"type": "text", "text": "And a tuple?"}]},
     ]
     assert demo.choose(request).name == "list vs tuple"
+
+
+@pytest.mark.parametrize("canned", demo.REPLIES, ids=lambda canned: canned.name)
+def test_canned_thinking_renders_as_written(canned: demo.Canned) -> None:
+    # Code such as 2**61 in plain text pairs its stars into bold: it goes in code spans.
+    assert "<strong>" not in render(canned.thinking)
+    assert "**" not in re.sub(r"`[^`]*`", "", canned.thinking)

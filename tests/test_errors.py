@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -117,18 +118,26 @@ def test_read_timeout_mid_stream_keeps_the_partial_reply(
 def test_http_errors_say_what_to_do_in_one_line(
     ip_widget: InteractiveShell, api_env: FakeServer, status: int, expected: str
 ) -> None:
-    previous = object()
-    ip_widget.user_ns["_claude"] = previous
+    ip_widget.user_ns["_claude"] = previous = object()
     api_env.enqueue(http_error(status))
-    result, captured = run(ip_widget, "%%claude -m claude-nope\nhi")
+    result, captured = run(ip_widget, "%%claude -m claude-nope -o answer\nhi")
     lines = error_lines(result)
     assert len(lines) == 1
     assert expected in lines[0]
     if status == 404:
         assert "claude-nope" in lines[0]
-    # Nothing arrived, so nothing replaces the previous reply, and no widget is left behind.
-    assert ip_widget.user_ns["_claude"] is previous
-    assert "application/vnd.jupyter.widget-view+json" not in captured.outputs[-1].data
+    # Nothing arrived: the failure replaces the previous reply, so no cell reads a stale one.
+    failed = ip_widget.user_ns["_claude"]
+    assert failed is not previous
+    assert ip_widget.user_ns["answer"] is failed
+    assert (failed.complete, failed.text, failed.model) == (False, "", "claude-nope")
+    assert lines[0].endswith(str(failed.error))
+    # The live view is replaced by a line that says there is no reply, never left empty.
+    final = captured.outputs[-1].data
+    assert "application/vnd.jupyter.widget-view+json" not in final
+    assert final["text/plain"].startswith("claude-nope · no reply · ")
+    assert "no reply" in final["text/html"]
+    assert failed.error not in final["text/html"]  # said once, by the error line
 
 
 def test_rate_limit_is_retried_by_the_sdk_first(
@@ -150,7 +159,8 @@ def test_connection_refused_is_one_line(
     monkeypatch.setenv("ANTHROPIC_BASE_URL", url)
     result, _ = run(ip_widget, "%%claude\nhi")
     lines = error_lines(result)
-    assert lines[0].endswith("(and ANTHROPIC_BASE_URL, if you set it).")
+    assert "Could not connect to the API" in lines[0]
+    assert "ANTHROPIC_BASE_URL" in lines[0]
 
 
 @pytest.mark.parametrize(
@@ -242,7 +252,12 @@ def test_interrupt_closes_the_stream_and_keeps_the_partial_reply(
     assert answer.text
     assert LONG_ANSWER.startswith(answer.text)
     assert len(answer.text) < len(LONG_ANSWER)
-    assert "Interrupted" in final_html(captured)
+    html = final_html(captured)
+    last_paragraph = answer.text.rstrip().split("\n\n")[-1]
+    assert last_paragraph in html
+    assert "incomplete" in html
+    assert "(estimated)" in html  # the count never came: not "1 out"
+    assert "Interrupted" not in html  # said once, by the error line
     record = api_env.requests[0]
     record.wait_finished(timeout=10)
     assert record.disconnected
@@ -291,3 +306,21 @@ def test_usage_errors_are_exactly_usage_error(ip: InteractiveShell, api_env: Fak
     result, _ = run(ip, "%%claude --thinking 512\nhi")
     assert type(result.error_in_exec) is UsageError
     assert "1024" in str(result.error_in_exec)
+
+
+def test_a_host_that_takes_no_connection_fails_after_the_connect_timeout(
+    ip_widget: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A listener whose queue is full drops new connections unanswered, as a host behind a
+    # firewall does: only the connect timeout ends the wait (the read timeout is 600 s).
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        host, port = listener.getsockname()
+        with socket.create_connection((host, port)):
+            monkeypatch.setenv("ANTHROPIC_BASE_URL", f"http://{host}:{port}")
+            ip_widget.run_cell("%config ClaudeMagics.connect_timeout = 0.3", store_history=False)
+            result, _ = run(ip_widget, "%%claude\nhi")
+    lines = error_lines(result)
+    assert "Could not connect to the API in time" in lines[0]
+    assert "connect_timeout" in lines[0]

@@ -22,7 +22,15 @@ from nbclaude.testing import (
 )
 
 from .conftest import TEST_KEY
-from .kernels import CELL_TIMEOUT, kernel_env, printed, run_cell, running_kernel
+from .kernels import (
+    CELL_TIMEOUT,
+    iopub_until_idle,
+    kernel_env,
+    printed,
+    run_cell,
+    running_kernel,
+    saved_outputs,
+)
 
 
 @pytest.fixture
@@ -45,9 +53,18 @@ def test_stop_button_closes_the_stream_and_keeps_the_partial_reply(
         assert time.monotonic() < deadline, "the reply never started streaming"
         time.sleep(0.02)
     manager.interrupt_kernel()
+    messages = iopub_until_idle(client, msg_id)
     reply = client.get_shell_msg(timeout=CELL_TIMEOUT)
     assert reply["parent_header"]["msg_id"] == msg_id
     assert reply["content"]["status"] == "error"
+    assert len(reply["content"]["traceback"]) == 1
+    # The text that arrived stays on screen; the usage line estimates the output tokens
+    # (the API's count never came) and marks the reply incomplete.
+    shown = [o["data"] for o in saved_outputs(messages) if o["output_type"] == "display_data"]
+    usage = shown[-1]["text/html"].rsplit('class="nbclaude-usage">', 1)[-1]
+    assert "incomplete" in usage
+    assert "out (estimated)" in usage
+    assert "Sentence number 1 of a long reply." in shown[-1]["text/html"]
     record = api_env.requests[0]
     record.wait_finished(timeout=10)
     assert record.disconnected

@@ -304,3 +304,70 @@ def test_terminal_view_streams_text_and_prints_usage(
     assert "hmm" in out
     assert "Plain words." in out
     assert "5 out" in out
+
+
+def test_tool_calls_show_their_input_in_a_terminal(
+    ip: InteractiveShell, api_env: FakeServer
+) -> None:
+    api_env.enqueue(
+        reply(
+            text("Let me check."),
+            tool_use("get_weather", {"city": "Paris", "unit": "celsius"}),
+            stop_reason="tool_use",
+        )
+    )
+    result, captured = run(ip, "%%claude\nweather?")
+    assert result.success, result.error_in_exec
+    out = captured.stdout
+    assert "[tool_use: get_weather]" in out
+    assert '"city": "Paris"' in out.split("[tool_use: get_weather]")[1]
+
+
+def test_quotes_in_flags_work_as_in_a_shell(ip: InteractiveShell, api_env: FakeServer) -> None:
+    api_env.enqueue(text_reply("ok"))
+    result, _ = run(ip, "%%claude -s \"say \\\"hi\\\" and 'bye'\" -m 'sonnet'\nhi")
+    assert result.success, result.error_in_exec
+    body = api_env.requests[-1].body
+    assert body["system"] == "say \"hi\" and 'bye'"
+    assert body["model"] == "claude-sonnet-4-6"
+
+    result, _ = run(ip, '%%claude -s "never closed\nhi')
+    assert type(result.error_in_exec) is UsageError
+    assert "unclosed quote" in str(result.error_in_exec)
+    assert len(api_env.requests) == 1
+
+
+@pytest.mark.parametrize("name", ["class", "print", "list", "_", "__", "_i3", "_5", "Out", "a-b"])
+def test_out_refuses_a_name_python_or_ipython_needs(
+    ip: InteractiveShell, api_env: FakeServer, name: str
+) -> None:
+    result, _ = run(ip, f"%%claude -o {name}\nhi")
+    assert type(result.error_in_exec) is UsageError
+    assert name in str(result.error_in_exec)
+    assert api_env.requests == []
+
+
+def test_help_is_plain_text(ip: InteractiveShell) -> None:
+    result, captured = run(ip, "%claude help")
+    assert result.success, result.error_in_exec
+    lines = captured.stdout.splitlines()
+    assert (
+        lines[0]
+        == "Commands: %claude COMMAND [ARGS]. To send a prompt, start a cell with %%claude."
+    )
+    assert "`" not in captured.stdout
+    for command in ("help", "history", "reset", "usage", "models", "demo"):
+        assert any(line.startswith(command + " ") for line in lines), command
+
+
+def test_unloading_stops_the_render_worker(ip: InteractiveShell) -> None:
+    from nbclaude.worker import shared_worker
+
+    widget_mode(ip)
+    worker = shared_worker()
+    assert worker is not None
+    assert worker.is_alive()
+    ip.run_cell("%unload_ext nbclaude", store_history=False)
+    assert not worker.is_alive()
+    assert shared_worker(start=False) is None
+    ip.run_cell("%load_ext nbclaude", store_history=False)

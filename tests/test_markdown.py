@@ -35,16 +35,34 @@ def test_public_names() -> None:
     ]
 
 
+_CODE_BLOCK = re.compile(r"<pre\b.*?</pre>", re.DOTALL)
+_WHITESPACE_TOKEN = re.compile(r'<span class="w">(\s*)</span>')
+
+
+def same_highlighting(html: str) -> str:
+    """``html`` with what Pygments releases write differently in code blocks made alike.
+
+    Pygments 2.19 began to mark some spaces as tokens of their own, and 2.21 stopped
+    escaping ``"`` in text; the fixtures hold the newest output. Only code blocks are
+    touched: a quote in an attribute must stay escaped.
+    """
+
+    def alike(match: re.Match[str]) -> str:
+        return _WHITESPACE_TOKEN.sub(r"\1", match[0]).replace("&quot;", '"')
+
+    return _CODE_BLOCK.sub(alike, html)
+
+
 @pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.md")), ids=lambda path: path.stem)
 def test_fixture(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
-    expected = path.with_suffix(".html").read_text(encoding="utf-8")
-    assert render(text) == expected
+    expected = same_highlighting(path.with_suffix(".html").read_text(encoding="utf-8"))
+    assert same_highlighting(render(text)) == expected
     renderer = IncrementalRenderer()
     for line in text.splitlines(keepends=True):
         renderer.append(line)
         renderer.update()
-    assert renderer.finish() == expected
+    assert same_highlighting(renderer.finish()) == expected
 
 
 def test_make_parser_builds_the_parser_render_uses() -> None:

@@ -102,6 +102,15 @@ def test_markdown_it_fixtures_stream_exactly(markdown: str) -> None:
         stream(chunks, update_every=3)
 
 
+@pytest.mark.parametrize(
+    "markdown", ["> a|b\n> -|-\n>", "> a|b\n> -|-\n>\n", "- > a|b\n  > -|-\n  >"]
+)
+def test_a_table_in_a_quote_that_ends_the_reply_streams_exactly(markdown: str) -> None:
+    # markdown-it-py before 4.3 raised IndexError here, which killed the render worker.
+    for chunks in [list(markdown), *chunkings(markdown, seed=7)]:
+        stream(chunks)
+
+
 def test_plain_commonmark_parser_reproduces_the_spec() -> None:
     """The renderer is generic: with markdown-it's CommonMark preset it gives spec HTML."""
     commonmark = MarkdownIt("commonmark")

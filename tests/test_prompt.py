@@ -24,7 +24,7 @@ from nbclaude.prompt import (
     resolve_model,
     template_names,
 )
-from nbclaude.reply import PRICES
+from nbclaude.reply import PRICES, price_for
 
 NAMESPACE = {
     "name": "Ada",
@@ -193,6 +193,15 @@ def test_aliases_resolve_to_priced_sdk_models() -> None:
     assert resolve_model("opus", {"opus": "claude-opus-4-5"}) == "claude-opus-4-5"
     for model in ALIASES.values():
         assert model in PRICES
+
+
+def test_prices_go_by_the_exact_model_or_its_dated_snapshot_only() -> None:
+    assert price_for("claude-haiku-4-5-20251001") == PRICES["claude-haiku-4-5"]
+    assert price_for("claude-opus-4-20250514") == PRICES["claude-opus-4"]
+    assert price_for("claude-sonnet-4-6") == PRICES["claude-sonnet-4-6"]
+    # A newer model is not priced like the older one whose id it extends.
+    for unknown in ("claude-opus-4-7", "claude-opus-4-8", "claude-sonnet-4-6-turbo", "x"):
+        assert price_for(unknown) is None, unknown
 
 
 def test_build_params_puts_history_before_the_prompt() -> None:

@@ -254,7 +254,7 @@ def test_a_reply_without_thinking_has_no_thinking_section_and_closes_what_it_ope
     view = stream_into_view(long_markdown(20_000), 0.001)
     assert view.thinking is None
     assert view.root.children == (view.root.children[0], view.body, view.footer)
-    view.abandon()
+    view.abandon(ReplyBuilder().reply())
     opened, closed = opened_and_closed(recorded)
     assert closed == opened, "widget models left open in the front end"
 
@@ -277,6 +277,6 @@ def test_thinking_gets_a_section_of_its_own_that_folds_when_the_answer_starts(
     assert view.root.children.index(view.thinking) < view.root.children.index(view.body)
     assert "Compare the two." in box_html(view.thinking.children[0])
     assert "<em>changes</em>" in shown_html(view)
-    view.abandon()
+    view.finish(builder.reply())
     opened, closed = opened_and_closed(recorded)
     assert closed == opened, "widget models left open in the front end"

@@ -264,13 +264,14 @@ class ClaudeMagics(Magics):
                 interrupted = True
             else:
                 interrupted = interrupts.held
-        if reply.error:
-            raise stream.ClaudeError(reply.error)
-        if interrupted:
-            raise stream.ClaudeError(
-                "Interrupted while the reply was shown: it is complete, and _claude holds it "
-                "(display _claude to see it rendered)."
-            )
+            # Raised while interrupts are still held: nothing of nbclaude's runs after.
+            if reply.error:
+                raise stream.ClaudeError(reply.error)
+            if interrupted:
+                raise stream.ClaudeError(
+                    "Interrupted while the reply was shown: it is complete, and _claude holds "
+                    "it (display _claude to see it rendered)."
+                )
         return reply
 
     def _bind(self, value: object, out: str | None) -> None:

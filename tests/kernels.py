@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import queue
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -69,6 +70,62 @@ def run_cell(
     reply = client.get_shell_msg(timeout=timeout)
     assert reply["parent_header"]["msg_id"] == msg_id
     return reply["content"], messages
+
+
+def run_cell_interrupted(
+    manager: KernelManager,
+    client: BlockingKernelClient,
+    code: str,
+    when: Callable[[list[dict[str, Any]]], bool],
+    timeout: float = CELL_TIMEOUT,
+) -> tuple[dict[str, Any], list[dict[str, Any]], bool]:
+    """Run ``code`` and press stop once ``when(iopub messages so far)`` is true.
+
+    The kernel is never interrupted once the cell has ended: a cell that ends first is
+    left alone, and the third value says whether the interrupt was sent.
+
+    Returns:
+        The execute_reply content, the iopub messages of the cell, whether it was
+        interrupted.
+    """
+    msg_id = client.execute(code)
+    deadline = time.monotonic() + timeout
+    messages: list[dict[str, Any]] = []
+    while not when(messages):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the moment to interrupt never came in {timeout}s")
+        try:
+            message = client.get_iopub_msg(timeout=0.005)
+        except queue.Empty:
+            continue
+        if message["parent_header"].get("msg_id") != msg_id:
+            continue
+        messages.append(message)
+        if message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
+            break
+    else:
+        manager.interrupt_kernel()
+        messages += iopub_until_idle(client, msg_id, timeout)
+        return _shell_reply(client, msg_id, timeout), messages, True
+    return _shell_reply(client, msg_id, timeout), messages, False
+
+
+def _shell_reply(client: BlockingKernelClient, msg_id: str, timeout: float) -> dict[str, Any]:
+    reply = client.get_shell_msg(timeout=timeout)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    content: dict[str, Any] = reply["content"]
+    return content
+
+
+def shows(text: str) -> Callable[[list[dict[str, Any]]], bool]:
+    """A ``when`` for :func:`run_cell_interrupted`: once the live view shows ``text``."""
+
+    def showing(messages: list[dict[str, Any]]) -> bool:
+        return any(
+            m["msg_type"] == "comm_msg" and text in str(m["content"]["data"]) for m in messages
+        )
+
+    return showing
 
 
 def printed(messages: list[dict[str, Any]]) -> str:

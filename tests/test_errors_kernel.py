@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,12 +23,13 @@ from nbclaude.testing import (
 from .conftest import TEST_KEY
 from .kernels import (
     CELL_TIMEOUT,
-    iopub_until_idle,
     kernel_env,
     printed,
     run_cell,
+    run_cell_interrupted,
     running_kernel,
     saved_outputs,
+    shows,
 )
 
 
@@ -47,24 +47,20 @@ def test_stop_button_closes_the_stream_and_keeps_the_partial_reply(
     run_cell(client, "%load_ext nbclaude")
     long = "".join(f"Sentence number {i} of a long reply. " for i in range(2000))
     api_env.enqueue(text_reply(long, chunk_size=20, delay=0.01))
-    msg_id = client.execute("%%claude\nwrite a lot")
-    deadline = time.monotonic() + CELL_TIMEOUT
-    while not api_env.requests or api_env.requests[0].events_sent < 20:
-        assert time.monotonic() < deadline, "the reply never started streaming"
-        time.sleep(0.02)
-    manager.interrupt_kernel()
-    messages = iopub_until_idle(client, msg_id)
-    reply = client.get_shell_msg(timeout=CELL_TIMEOUT)
-    assert reply["parent_header"]["msg_id"] == msg_id
-    assert reply["content"]["status"] == "error"
-    assert len(reply["content"]["traceback"]) == 1
+    # Press stop once the reply is on screen.
+    content, messages, interrupted = run_cell_interrupted(
+        manager, client, "%%claude\nwrite a lot", shows("Sentence number")
+    )
+    assert interrupted
+    assert content["status"] == "error"
+    assert len(content["traceback"]) == 1
     # The text that arrived stays on screen; the usage line estimates the output tokens
     # (the API's count never came) and marks the reply incomplete.
     shown = [o["data"] for o in saved_outputs(messages) if o["output_type"] == "display_data"]
     usage = shown[-1]["text/html"].rsplit('class="nbclaude-usage">', 1)[-1]
     assert "incomplete" in usage
     assert "out (estimated)" in usage
-    assert "Sentence number 1 of a long reply." in shown[-1]["text/html"]
+    assert "Sentence number 0 of a long reply." in shown[-1]["text/html"]
     record = api_env.requests[0]
     record.wait_finished(timeout=10)
     assert record.disconnected

@@ -40,7 +40,7 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
 from nbclaude.testing import FakeServer, long_markdown, text_reply
-from nbclaude.view import WidgetView
+from nbclaude.widget import WidgetView
 
 KEY = "sk-ant-bench-not-a-real-key"
 TIMEOUT = 600
@@ -272,13 +272,13 @@ def update_cost(text: str, at: int, samples: int = 300) -> list[float]:
     builder.add(_block_start_event())
     for start in range(0, at, 20):
         builder.add(_delta(text[start : start + 20]))
-    view.refresh(builder)
+    view.refresh(builder.progress)
     costs = []
     for i in range(samples):
         offset = at + i * 20
         builder.add(_delta(text[offset : offset + 20]))
         started = clock()
-        view.refresh(builder)
+        view.refresh(builder.progress)
         costs.append(clock() - started)
     return costs
 
@@ -290,13 +290,13 @@ def first_paint(text: str) -> float:
     view = WidgetView()
     builder = ReplyBuilder()
     builder.add(_start_event())
-    view.on_event(builder)
+    view.progress(builder.progress)
     builder.add(_block_start_event())
-    view.on_event(builder)
+    view.progress(builder.progress)
     builder.add(_delta(text[:20]))
     arrived = builder.first_delta_at
     assert arrived is not None
-    view.on_event(builder)
+    view.progress(builder.progress)
     painted = time.monotonic()
     assert view.body.children, "the first delta was not painted at once"
     return painted - arrived

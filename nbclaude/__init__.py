@@ -1,6 +1,8 @@
-"""nbclaude: talk to Claude from Jupyter with the ``%%claude`` cell magic.
+"""nbclaude: talk to Claude from Jupyter, or from any Python.
 
-Load it with ``%load_ext nbclaude``; see ``%%claude?`` for the flags.
+In a notebook, ``%load_ext nbclaude`` and a ``%%claude`` cell; see ``%%claude?`` for the
+flags. From any Python, :func:`ask` sends one request with the same options and returns
+the :class:`Reply`.
 """
 
 from __future__ import annotations
@@ -9,19 +11,24 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .core import Session, Settings, ask, runs
+    from .errors import ClaudeError, RequestError
     from .log import Run, RunLog
     from .magic import ClaudeMagics
     from .reply import Reply, UsageSummary
-    from .stream import ClaudeError
 
 __all__ = [
     "ClaudeError",
     "ClaudeMagics",
     "Reply",
+    "RequestError",
     "Run",
     "RunLog",
+    "Session",
+    "Settings",
     "UsageSummary",
     "__version__",
+    "ask",
     "load_ipython_extension",
     "runs",
     "unload_ipython_extension",
@@ -31,25 +38,36 @@ __version__ = "0.1.0"
 
 
 _LAZY = {
-    "ClaudeError": "stream",
+    "ClaudeError": "errors",
     "ClaudeMagics": "magic",
     "Reply": "reply",
+    "RequestError": "errors",
     "Run": "log",
     "RunLog": "log",
+    "Session": "core",
+    "Settings": "core",
     "UsageSummary": "reply",
+    "ask": "core",
+    "runs": "core",
 }
 
 
 def __getattr__(name: str) -> Any:
-    # Importing the package stays cheap: the SDK, IPython and ipywidgets load on first use.
-    # The render worker (``python -m nbclaude.worker``) needs none of them.
+    # Importing the package stays cheap: the SDK, IPython and ipywidgets load on first use
+    # (IPython and ipywidgets only by the magic and the live view). The render worker
+    # (``python -m nbclaude.worker``) needs none of them.
     if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register ``%%claude`` (``%load_ext nbclaude``); loading twice keeps one."""
+    """Register ``%%claude`` (``%load_ext nbclaude``); loading twice keeps one.
+
+    The extension's session becomes the process's, so ``nbclaude.ask`` and ``%%claude``
+    share the run log and the conversations.
+    """
+    from .core import use_session
     from .magic import ClaudeMagics
 
     unload_ipython_extension(ipython)
@@ -57,6 +75,7 @@ def load_ipython_extension(ipython: Any) -> None:
     if magics not in ipython.configurables:  # IPython 9 adds it itself; 8 does not
         ipython.configurables.append(magics)
     ipython.register_magics(magics)
+    use_session(magics.session)
     magics.prepare()
     # The cell id of the running cell reaches extensions only through this event.
     ipython.events.register("pre_run_cell", magics.cells.pre_run_cell)
@@ -64,7 +83,8 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """Remove ``%%claude``, its settings object and its render worker (``%unload_ext``)."""
+    """Remove ``%%claude``, its settings, its session and the render worker (``%unload_ext``)."""
+    from .core import use_session
     from .magic import ClaudeMagics
     from .worker import stop_shared_worker
 
@@ -80,25 +100,5 @@ def unload_ipython_extension(ipython: Any) -> None:
     ipython.configurables[:] = [c for c in ipython.configurables if not isinstance(c, ClaudeMagics)]
     for kind in ("line", "cell"):
         ipython.magics_manager.magics[kind].pop("claude", None)
+    use_session(None)
     stop_shared_worker()
-
-
-def runs() -> RunLog:
-    """The run log of the loaded extension: every ``%%claude`` call this session.
-
-    Index it for :class:`Run` records, call ``.to_dataframe()`` for a pandas DataFrame, or
-    display it for the table ``%claude usage`` shows. ``%reload_ext nbclaude`` starts a new
-    log.
-
-    Raises:
-        RuntimeError: If nbclaude is not loaded in the running IPython.
-    """
-    from IPython.core.getipython import get_ipython
-
-    from .magic import ClaudeMagics
-
-    shell = get_ipython()  # type: ignore[no-untyped-call, unused-ignore]  # IPython < 8.13
-    for configurable in getattr(shell, "configurables", ()):
-        if isinstance(configurable, ClaudeMagics):
-            return configurable.runs
-    raise RuntimeError("nbclaude is not loaded: run %load_ext nbclaude first.")

@@ -18,16 +18,16 @@ the object IPython passes to ``pre_run_cell``.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
+from .blocks import kind_of
 from .reply import Reply
 
 __all__ = [
-    "CACHEABLE_BLOCKS",
     "DEFAULT_CHAT",
     "CellTracker",
     "Chats",
@@ -43,26 +43,6 @@ DEFAULT_CHAT = "main"
 TurnKey = tuple[str, int]
 """Which cell made a turn: its cell id and how many turns that execution made before."""
 
-CACHEABLE_BLOCKS = frozenset(
-    {
-        "text",
-        "image",
-        "document",
-        "search_result",
-        "tool_use",
-        "tool_result",
-        "server_tool_use",
-        "web_search_tool_result",
-        "web_fetch_tool_result",
-        "code_execution_tool_result",
-        "bash_code_execution_tool_result",
-        "text_editor_code_execution_tool_result",
-        "tool_search_tool_result",
-        "container_upload",
-    }
-)
-"""Content block types that may carry ``cache_control`` (thinking blocks may not)."""
-
 _EPHEMERAL: Mapping[str, str] = {"type": "ephemeral"}
 
 
@@ -72,8 +52,8 @@ class Turn:
 
     key: TurnKey | None
     """The cell that made the turn, or ``None`` when it had no cell id (never replaced)."""
-    prompt: str
-    """The user message as sent, templates filled."""
+    prompt: str | tuple[Mapping[str, Any], ...]
+    """The user message's content as sent, templates filled: text, or content blocks."""
     content: tuple[Mapping[str, Any], ...]
     """The assistant's content blocks in the API's shape, thinking signatures included."""
     model: str
@@ -81,8 +61,9 @@ class Turn:
 
     def messages(self) -> list[dict[str, Any]]:
         """The turn as two Messages API messages, user then assistant (fresh copies)."""
+        prompt = self.prompt if isinstance(self.prompt, str) else copy.deepcopy(list(self.prompt))
         return [
-            {"role": "user", "content": self.prompt},
+            {"role": "user", "content": prompt},
             {"role": "assistant", "content": copy.deepcopy(list(self.content))},
         ]
 
@@ -163,7 +144,9 @@ class Conversation:
             _mark_last_cacheable(messages)
         return messages
 
-    def record(self, key: TurnKey | None, prompt: str, reply: Reply) -> bool:
+    def record(
+        self, key: TurnKey | None, prompt: str | Sequence[Mapping[str, Any]], reply: Reply
+    ) -> bool:
         """Add a finished exchange, replacing this cell's old turn and every turn after it.
 
         An incomplete or failed reply, or one with no content to send back, is not added
@@ -171,7 +154,7 @@ class Conversation:
 
         Args:
             key: The cell's key, or ``None`` to append.
-            prompt: The user message as sent.
+            prompt: The user message's content as sent: text, or content blocks.
             reply: Claude's reply.
 
         Returns:
@@ -181,7 +164,8 @@ class Conversation:
         if not reply.complete or reply.error is not None or not content:
             return False
         del self._turns[self.position(key) :]
-        self._turns.append(Turn(key, prompt, content, reply.model))
+        sent = prompt if isinstance(prompt, str) else tuple(copy.deepcopy(list(prompt)))
+        self._turns.append(Turn(key, sent, content, reply.model))
         return True
 
     def clear(self) -> None:
@@ -196,22 +180,28 @@ class Conversation:
         lines = [f"Conversation {self.name!r}: {count} turn{'s' if count != 1 else ''}."]
         for number, turn in enumerate(self._turns, start=1):
             cell = f" · cell {turn.key[0]}" if turn.key is not None else ""
-            lines += ["", f"── {number} · user{cell}", turn.prompt.rstrip("\n")]
+            lines += ["", f"── {number} · user{cell}", _describe_prompt(turn.prompt)]
             lines += ["", f"── {number} · assistant · {turn.model}"]
             lines += [_describe_block(block) for block in turn.content]
         return "\n".join(lines)
 
 
+def _describe_prompt(prompt: str | Sequence[Mapping[str, Any]]) -> str:
+    if isinstance(prompt, str):
+        return prompt.rstrip("\n")
+    return "\n\n".join(_describe_block(block) for block in prompt).rstrip("\n")
+
+
 def _describe_block(block: Mapping[str, Any]) -> str:
-    kind = block.get("type")
-    if kind == "text":
+    kind = kind_of(str(block.get("type")))
+    if kind.role == "text":
         return str(block.get("text", ""))
-    if kind == "thinking":
+    if kind.role == "thinking":
         signed = "signed" if block.get("signature") else "unsigned"
         return f"[thinking, {len(str(block.get('thinking', ''))):,} characters, {signed}]"
-    if kind in ("tool_use", "server_tool_use", "mcp_tool_use"):
-        return f"[{kind} {block.get('name', '')}]"
-    return f"[{kind}]"
+    if kind.is_tool_call:
+        return f"[{kind.type} {block.get('name', '')}]"
+    return f"[{kind.type}]"
 
 
 def _mark_last_cacheable(messages: list[dict[str, Any]]) -> None:
@@ -226,7 +216,7 @@ def _mark_last_cacheable(messages: list[dict[str, Any]]) -> None:
             ]
             return
         for block in reversed(content):
-            if block.get("type") in CACHEABLE_BLOCKS:
+            if kind_of(str(block.get("type"))).cacheable:
                 block["cache_control"] = dict(_EPHEMERAL)
                 return
 

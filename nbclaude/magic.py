@@ -1,14 +1,15 @@
-"""The ``%%claude`` magic: flags and settings in, a plain :class:`Options` out, then delegate.
+"""The ``%%claude`` magic: flags and traits in, a call to the core, names bound.
 
-This is the only module that touches the IPython shell. Everything it decides is handed to
-IPython-free code: :mod:`nbclaude.prompt` builds the request, :mod:`nbclaude.stream` runs it,
-:mod:`nbclaude.view` shows it.
+This is the only module that touches the IPython shell. It parses the ``%%claude`` line,
+turns the traits into the session's :class:`~nbclaude.core.Settings`, fills ``{{ }}``
+templates from the namespace, and hands the call to :class:`~nbclaude.core.Session`, which
+sends it, shows it and records it. What comes back is bound to ``_claude`` (and ``-o``); a
+request the core refuses becomes a ``UsageError``.
 """
 
 from __future__ import annotations
 
 import builtins
-import hashlib
 import inspect
 import keyword
 import os
@@ -17,50 +18,31 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
-import anthropic
-import httpx2
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 from traitlets import Bool, Dict, Enum, Float, Integer, Unicode
 
-from . import demo, stream
-from .chat import DEFAULT_CHAT, CellTracker, Chats, Conversation, TurnKey
-from .interrupts import Interrupts
-from .log import RunLog
-from .prompt import (
-    COUNTED_PARAMS,
-    MIN_THINKING_BUDGET,
-    DryRun,
-    Options,
-    TemplateError,
-    Thinking,
-    api_secrets,
-    build_params,
-    check_no_secrets,
-    fill_templates,
-    models_table,
-    resolve_model,
-)
-from .reply import Price, Reply
-from .view import TerminalView, View, WidgetView
+from . import demo
+from .chat import DEFAULT_CHAT, CellTracker
+from .core import DEFAULT_MODEL, Display, Session, Settings
+from .errors import RequestError
+from .keys import api_secrets
+from .models import models_table
+from .prices import Price
+from .request import EFFORTS, parse_param
+from .templates import fill_templates
 from .worker import shared_worker
 
 __all__ = ["ClaudeMagics"]
-
-NO_KEY = (
-    "No API key: set the ANTHROPIC_API_KEY environment variable before starting Jupyter, "
-    "or in a cell with `os.environ['ANTHROPIC_API_KEY'] = getpass.getpass()` "
-    "(never type the key into a cell you save). Nothing was sent."
-)
 
 
 @magics_class
 class ClaudeMagics(Magics):
     """Talk to Claude from a notebook cell. Settings here are the defaults for ``%%claude``."""
 
-    model = Unicode("claude-sonnet-4-6", help="Model id used when a cell gives no --model.").tag(
+    model = Unicode(DEFAULT_MODEL, help="Model id used when a cell gives no --model.").tag(
         config=True
     )
     max_tokens = Integer(8192, help="max_tokens used when a cell gives no --max-tokens.").tag(
@@ -131,14 +113,15 @@ class ClaudeMagics(Magics):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self._clients: dict[tuple[object, ...], anthropic.Anthropic] = {}
-        self._demo: demo.Demo | None = None
-        self.runs = RunLog()
-        """Every Messages API call this session made (``%claude usage``, ``nbclaude.runs()``)."""
-        self.chats = Chats()
-        """The ``--chat`` conversations, by name."""
+        self.session = Session()
+        """The core session every cell runs in: clients, run log, conversations, demo."""
         self.cells = CellTracker()
         """Which notebook cell is running, fed by the events ``load_ipython_extension`` hooks."""
+
+    @property
+    def runs(self) -> Any:
+        """Every Messages API call this session made (``%claude usage``, ``nbclaude.runs()``)."""
+        return self.session.runs
 
     @no_var_expand  # {{ name }} in -s is ours to fill; IPython would eat a brace pair
     @magic_arguments()
@@ -154,6 +137,17 @@ class ClaudeMagics(Magics):
             "Extended thinking: a token budget (>= 1024, below max tokens), "
             "or no value for adaptive thinking."
         ),
+    )
+    @argument("--effort", choices=EFFORTS, metavar="LEVEL", help=f"Effort: {', '.join(EFFORTS)}.")
+    @argument("--temperature", type=float, metavar="X", help="Sampling temperature, 0 to 1.")
+    @argument("--top-p", type=float, metavar="X", help="Nucleus sampling, 0 to 1.")
+    @argument("--top-k", type=int, metavar="N", help="Sample from the N likeliest tokens.")
+    @argument("--stop", action="append", metavar="SEQ", help="A stop sequence (repeatable).")
+    @argument(
+        "--param",
+        action="append",
+        metavar="KEY=JSON",
+        help="Any other Messages API parameter, as JSON (repeatable).",
     )
     @argument("-s", "--system", metavar="TEXT", help="System prompt for this cell.")
     @argument("-o", "--out", metavar="NAME", help="Also bind the reply to NAME.")
@@ -182,6 +176,7 @@ class ClaudeMagics(Magics):
         from the namespace (a DataFrame as a Markdown table); other braces are sent as typed.
         ``--chat`` continues a conversation; re-running one of its cells replaces that turn
         and the turns after it. Models can be given as ``opus``, ``sonnet`` or ``haiku``.
+        ``--param KEY=JSON`` sends any other parameter: ``--param metadata='{"user_id": "u"}'``.
 
         Example::
 
@@ -189,23 +184,44 @@ class ClaudeMagics(Magics):
             Explain the difference between a list and a tuple, with a table.
         """
         args = self._arguments(line)
-        options = self._options(args)
+        out = None if args.out is None else _out_name(args.out)
         if not cell.strip():
             raise UsageError("The cell is empty: write the prompt below the %%claude line.")
-        prompt = self._fill(cell, raw=args.raw)
-        client = self._client()
-        chat = self.chats[options.chat] if options.chat else None
-        key = self.cells.next_key(chat.name) if chat is not None else None
-        history = chat.history(key, cache=self.cache_chats) if chat is not None else []
-        params = build_params(prompt, options, history)
+        session = self._session()
         try:
-            check_no_secrets(params, api_secrets(os.environ))
-        except TemplateError as exc:
+            system = args.system if args.system is not None else self.system
+            options = session.options(
+                model=args.model,
+                max_tokens=args.max_tokens,
+                system=self._fill(system, raw=args.raw),
+                thinking=args.thinking,
+                effort=args.effort,
+                temperature=args.temperature,
+                top_p=args.top_p,
+                top_k=args.top_k,
+                stop=args.stop,
+                param=dict(parse_param(text) for text in args.param or ()),
+                chat=None if args.chat is None else _chat_name(args.chat),
+            )
+            prompt = self._fill(cell, raw=args.raw)
+            turn = self.cells.next_key(options.chat) if options.chat else None
+            if args.dry_run:
+                dry_run = session.dry_run(prompt, options, turn=turn)
+            else:
+                session.ask(
+                    prompt,
+                    options,
+                    display=self._display(),
+                    flags=line,
+                    turn=turn,
+                    keep=lambda reply: self._bind(reply, out),
+                )
+                return
+        except RequestError as exc:
             raise UsageError(str(exc)) from None
-        if args.dry_run:
-            self._dry_run(client, params, options)
-            return
-        self._send(client, params, options, flags=line, turn=(chat, key, prompt))
+        print(dry_run.report())
+        if out is not None and self.shell is not None:
+            self.shell.user_ns[out] = dry_run
 
     def _arguments(self, line: str) -> Any:
         """The flags of the ``%%claude`` line, split as a shell would: quotes may be escaped."""
@@ -218,62 +234,6 @@ class ClaudeMagics(Magics):
             ) from None
         return self.claude.parser.parse_args(words)
 
-    def _send(
-        self,
-        client: anthropic.Anthropic,
-        params: dict[str, Any],
-        options: Options,
-        *,
-        flags: str,
-        turn: tuple[Conversation | None, TurnKey | None, str],
-    ) -> Reply:
-        """Stream the request into a view, keep the reply whatever happens, then report.
-
-        The reply is recorded in the run log, joins its conversation and is bound before
-        the view renders its lasting form; an interrupt is held until then (see
-        :class:`~nbclaude.interrupts.Interrupts`), and one during the rendering leaves the
-        reply's text on screen.
-
-        Raises:
-            ClaudeError: If the reply is incomplete, or the user interrupted the call.
-        """
-        chat, key, prompt = turn
-        request = {**params, "stream": True}
-        prices = self._prices()
-        view = self._view()
-        with Interrupts() as interrupts:
-            view.start()
-            started = self.runs.start()
-            reply = stream.run(
-                client,
-                params,
-                on_event=view.on_event,
-                prices=prices,
-                remote_images=self.remote_images,
-                interrupts=interrupts,
-            )
-            self.runs.record(started, request, flags=flags, chat=options.chat, reply=reply)
-            if chat is not None:
-                chat.record(key, prompt, reply)
-            self._bind(reply, options.out)
-            try:
-                with interrupts.allowed():
-                    view.finish(reply)
-            except KeyboardInterrupt:
-                view.abandon(reply)
-                interrupted = True
-            else:
-                interrupted = interrupts.held
-            # Raised while interrupts are still held: nothing of nbclaude's runs after.
-            if reply.error:
-                raise stream.ClaudeError(reply.error)
-            if interrupted:
-                raise stream.ClaudeError(
-                    "Interrupted while the reply was shown: it is complete, and _claude holds "
-                    "it (display _claude to see it rendered)."
-                )
-        return reply
-
     def _bind(self, value: object, out: str | None) -> None:
         """Bind ``_claude``, and ``out`` if given, in the user's namespace."""
         namespace = self.shell.user_ns if self.shell is not None else {}
@@ -281,40 +241,12 @@ class ClaudeMagics(Magics):
         if out:
             namespace[out] = value
 
-    def _dry_run(
-        self, client: anthropic.Anthropic, params: dict[str, Any], options: Options
-    ) -> None:
-        """Print the request and its input token count; nothing but the count is sent."""
-        counted = {name: params[name] for name in COUNTED_PARAMS if name in params}
-        try:
-            raw = client.messages.with_raw_response.count_tokens(**counted)
-        except KeyboardInterrupt:
-            raise stream.ClaudeError("Interrupted: nothing was counted or sent.") from None
-        except anthropic.APIError as exc:
-            raise stream.ClaudeError(stream.describe_error(exc, params)) from exc
-        unexpected = stream.unexpected_answer(raw.http_response, "application/json")
-        if unexpected is not None:
-            raise stream.ClaudeError(unexpected)
-        count = raw.parse()
-        if not isinstance(getattr(count, "input_tokens", None), int):
-            raise stream.ClaudeError(
-                "The API endpoint's answer to count_tokens has no input_tokens: check the "
-                f"base URL ({stream.BASE_URL_SETTINGS})."
-            )
-        dry_run = DryRun.priced({**params, "stream": True}, count.input_tokens, self._prices())
-        print(dry_run.report())
-        if options.out and self.shell is not None:
-            self.shell.user_ns[options.out] = dry_run
-
     def _fill(self, text: str, *, raw: bool) -> str:
         """Fill ``{{ name }}`` templates from the namespace, unless ``--raw``."""
         if raw:
             return text
         namespace = self.shell.user_ns if self.shell is not None else {}
-        try:
-            return fill_templates(text, namespace, secrets=api_secrets(os.environ))
-        except TemplateError as exc:
-            raise UsageError(str(exc)) from None
+        return fill_templates(text, namespace, secrets=api_secrets(os.environ))
 
     # IPython types the name-less form only; older releases leave it untyped.
     @line_magic("claude")  # type: ignore[arg-type, unused-ignore]
@@ -336,7 +268,10 @@ class ClaudeMagics(Magics):
                 f"Unknown command %claude {command}; try %claude help. "
                 "To send a prompt, start the cell with %%claude."
             )
-        handler(rest.strip())
+        try:
+            handler(rest.strip())
+        except RequestError as exc:
+            raise UsageError(str(exc)) from None
 
     def _commands(self) -> dict[str, Callable[[str], None]]:
         """The ``%claude`` line commands, by name; each takes the rest of the line."""
@@ -354,31 +289,29 @@ class ClaudeMagics(Magics):
 
     def _demo_command(self, rest: str) -> None:
         if rest in ("", "on"):
-            if self._demo is None:
-                self._demo = demo.Demo()
-            display(demo.banner(self._demo.url), raw=True)
+            display(demo.banner(self.session.start_demo()), raw=True)
         elif rest == "off":
-            if self._demo is None:
+            if self.session.stop_demo():
+                print("nbclaude offline demo is off: %%claude talks to the API again.")
+            else:
                 print("The nbclaude offline demo is not on.")
-                return
-            self._demo.stop()
-            self._demo = None
-            print("nbclaude offline demo is off: %%claude talks to the API again.")
         else:
             raise UsageError(f"%claude demo takes on or off, not {rest!r}.")
 
     def _history(self, rest: str) -> None:
-        chat = self.chats[_chat_name(rest or DEFAULT_CHAT)]
+        chats = self.session.chats
+        chat = chats[_chat_name(rest or DEFAULT_CHAT)]
         print(chat.describe())
-        others = [name for name in self.chats.names() if name != chat.name]
+        others = [name for name in chats.names() if name != chat.name]
         if others:
             print(f"Other conversations: {', '.join(others)}.")
 
     def _reset(self, rest: str) -> None:
+        chats = self.session.chats
         if rest == "--all":
-            count = self.chats.reset_all()
+            count = chats.reset_all()
             print(f"Forgot {count} conversation{'' if count == 1 else 's'}.")
-        elif self.chats.reset(name := _chat_name(rest or DEFAULT_CHAT)):
+        elif chats.reset(name := _chat_name(rest or DEFAULT_CHAT)):
             print(f"Forgot conversation {name!r}.")
         else:
             print(f"Conversation {name!r} is empty: nothing to forget.")
@@ -386,49 +319,36 @@ class ClaudeMagics(Magics):
     def _usage(self, rest: str) -> None:
         if rest:
             raise UsageError(f"%claude usage takes no arguments, not {rest!r}.")
-        display(self.runs)
+        display(self.session.runs)
 
     def _models(self, rest: str) -> None:
         if rest:
             raise UsageError(f"%claude models takes no arguments, not {rest!r}.")
-        client = self._client()
-        try:
-            raw = client.models.with_raw_response.list()
-            unexpected = stream.unexpected_answer(raw.http_response, "application/json")
-            listed = unexpected is None and _lists_models(raw.http_response)
-            models = list(raw.parse()) if listed else []
-        except KeyboardInterrupt:
-            raise stream.ClaudeError("Interrupted: no models were listed.") from None
-        except anthropic.APIError as exc:
-            raise stream.ClaudeError(stream.describe_error(exc)) from exc
-        if unexpected is not None:
-            raise stream.ClaudeError(unexpected)
-        if not listed or not all(_is_model_info(model) for model in models):
-            raise stream.ClaudeError(
-                "The API endpoint's model list does not hold models (an id, a name and a "
-                f"date each): check the base URL ({stream.BASE_URL_SETTINGS})."
-            )
-        print(models_table(models, self._aliases()))
+        session = self._session()
+        print(models_table(session.models(), session.settings.aliases))
+
+    def _session(self) -> Session:
+        """The session, with its settings made anew from the traits."""
+        self.session.settings = Settings(
+            model=str(self.model),
+            max_tokens=int(self.max_tokens),
+            system=str(self.system) or None,
+            aliases=self._aliases(),
+            prices=self._prices(),
+            timeout=float(self.timeout),
+            connect_timeout=float(self.connect_timeout),
+            max_retries=int(self.max_retries),
+            base_url=str(self.base_url) or None,
+            cache_chats=bool(self.cache_chats),
+            remote_images=bool(self.remote_images),
+            render_worker=bool(self.render_worker),
+        )
+        return self.session
 
     def _aliases(self) -> dict[str, str]:
         if not all(isinstance(v, str) for v in self.aliases.values()):
             raise UsageError("ClaudeMagics.aliases maps names to model ids: all strings.")
         return {str(alias): model for alias, model in self.aliases.items()}
-
-    def _options(self, args: Any) -> Options:
-        max_tokens = self.max_tokens if args.max_tokens is None else args.max_tokens
-        if max_tokens < 1:
-            raise UsageError(f"--max-tokens must be a positive integer, not {max_tokens}.")
-        out = None if args.out is None else _out_name(args.out)
-        system = args.system if args.system is not None else (self.system or None)
-        return Options(
-            model=resolve_model(args.model or self.model, self._aliases()),
-            max_tokens=max_tokens,
-            thinking=_thinking(args.thinking, max_tokens),
-            system=self._fill(system, raw=args.raw) if system else None,
-            out=out,
-            chat=None if args.chat is None else _chat_name(args.chat),
-        )
 
     def _prices(self) -> dict[str, Price]:
         table = {}
@@ -450,55 +370,20 @@ class ClaudeMagics(Magics):
                 ) from exc
         return table
 
-    def _client(self) -> anthropic.Anthropic:
-        timeout = httpx2.Timeout(self.timeout, connect=min(self.connect_timeout, self.timeout))
-        if self._demo is not None:
-            return self._demo.client(timeout=timeout, max_retries=self.max_retries)
-        key = os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")
-        if not key:
-            raise UsageError(NO_KEY)
-        base_url = self.base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
-        # A digest, not the key, tells whether the key changed since the client was made.
-        fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
-        del key
-        cache_key = (base_url, self.timeout, self.connect_timeout, self.max_retries, fingerprint)
-        client = self._clients.get(cache_key)
-        if client is None:
-            self.close()
-            client = anthropic.Anthropic(
-                base_url=base_url, timeout=timeout, max_retries=self.max_retries
-            )
-            self._clients[cache_key] = client
-        return client
+    def _display(self) -> Display:
+        """Where replies show, from the ``frontend`` trait."""
+        frontend = str(self.frontend)  # traitlets before 5.10 types traits as Any
+        return "widget" if frontend == "widget" else "text" if frontend == "text" else "auto"
 
     def close(self) -> None:
-        """Close the HTTP clients this instance keeps (on unload, or when settings change).
-
-        On unload this also stops the offline demo (while it is on, ``_client`` never gets
-        here, so a settings change does not stop it).
-        """
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
-        if self._demo is not None:
-            self._demo.stop()
-            self._demo = None
-
-    def _view(self) -> View:
-        if self._uses_widgets():
-            worker = shared_worker() if self.render_worker else None
-            return WidgetView(remote_images=self.remote_images, worker=worker)
-        return TerminalView()
-
-    def _uses_widgets(self) -> bool:
-        frontend = str(self.frontend)  # traitlets before 5.10 types traits as Any
-        if frontend == "auto":
-            return _has_kernel(self.shell)
-        return frontend == "widget"
+        """Close the session's HTTP clients and stop its demo (on unload)."""
+        self.session.close()
 
     def prepare(self) -> None:
         """Start the render worker early, so the first reply already renders off-thread."""
-        if self.render_worker and self._uses_widgets():
+        display = self._display()
+        kernel = getattr(self.shell, "kernel", None) is not None
+        if self.render_worker and (display == "widget" or (display == "auto" and kernel)):
             shared_worker()
 
 
@@ -517,55 +402,8 @@ def _out_name(name: str) -> str:
     return name
 
 
-def _lists_models(response: httpx2.Response) -> bool:
-    """Whether a JSON answer has the shape of a page of models: a ``data`` list."""
-    try:
-        body = response.json()
-    except ValueError:
-        return False
-    return isinstance(body, dict) and isinstance(body.get("data"), list)
-
-
-def _is_model_info(model: object) -> bool:
-    """Whether ``model`` has the fields the models table shows (the SDK parses leniently)."""
-    return (
-        isinstance(getattr(model, "id", None), str)
-        and isinstance(getattr(model, "display_name", None), str)
-        and hasattr(getattr(model, "created_at", None), "date")
-    )
-
-
 def _chat_name(value: str) -> str:
     name = value.strip()
     if not re.fullmatch(r"[\w.-]+", name):
         raise UsageError(f"A conversation name is letters, digits, '_', '-' or '.', not {name!r}.")
     return name
-
-
-def _thinking(value: str | None, max_tokens: int) -> Thinking:
-    if value is None:
-        return None
-    if value == "adaptive":
-        return "adaptive"
-    try:
-        budget = int(value)
-    except ValueError:
-        raise UsageError(
-            f"--thinking takes a token budget (an integer >= {MIN_THINKING_BUDGET}) or no "
-            f"value, not {value!r}."
-        ) from None
-    if budget < MIN_THINKING_BUDGET:
-        raise UsageError(
-            f"--thinking budget must be at least {MIN_THINKING_BUDGET} tokens, not {budget}."
-        )
-    if budget >= max_tokens:
-        raise UsageError(
-            f"--thinking budget ({budget}) must be below max tokens ({max_tokens}); "
-            "raise --max-tokens."
-        )
-    return budget
-
-
-def _has_kernel(shell: Any) -> bool:
-    """Whether the shell runs under a Jupyter kernel, where widgets can be shown."""
-    return getattr(shell, "kernel", None) is not None

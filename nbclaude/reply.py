@@ -1,13 +1,14 @@
-"""The reply a ``%%claude`` cell leaves in the namespace, its usage summary and prices.
+"""The reply a call leaves: the message, whether it finished, and what it cost.
 
 A :class:`Reply` is an :class:`anthropic.types.Message` (so it can go straight back to the
-SDK) that also knows whether the stream finished, what went wrong if it did not, and what the
-call cost. Nothing here imports IPython or ipywidgets.
+SDK) that also knows whether the stream finished, what went wrong if it did not, what the
+user must know about it (:meth:`Reply.notices`), and its usage, priced once when the reply
+is made. It is data: it holds no display setting, and shows itself through
+:mod:`nbclaude.static`. Nothing here imports IPython or ipywidgets.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,72 +16,10 @@ from typing import Any
 from anthropic.types import Message
 from pydantic import PrivateAttr
 
-__all__ = [
-    "PRICES",
-    "PRICES_AS_OF",
-    "Price",
-    "Reply",
-    "Timing",
-    "UsageSummary",
-    "price_for",
-]
+from .prices import Price, price_for
+from .static import static_bundle
 
-PRICES_AS_OF = "2026-11-24"
-"""The day the list prices in :data:`PRICES` were last checked."""
-
-
-@dataclass(frozen=True, slots=True)
-class Price:
-    """List prices of one model, in US dollars per million tokens."""
-
-    input: float
-    """Uncached input tokens."""
-    output: float
-    """Output tokens, thinking included."""
-    cache_write: float
-    """Input tokens written to the 5-minute prompt cache."""
-    cache_read: float
-    """Input tokens read from the prompt cache."""
-
-    @classmethod
-    def standard(cls, input: float, output: float) -> Price:
-        """Prices with the usual cache multipliers: writes 1.25x input, reads 0.1x input."""
-        return cls(input, output, cache_write=input * 1.25, cache_read=input * 0.1)
-
-
-PRICES: Mapping[str, Price] = {
-    "claude-opus-4-6": Price.standard(5.0, 25.0),
-    "claude-opus-4-5": Price.standard(5.0, 25.0),
-    "claude-opus-4-1": Price.standard(15.0, 75.0),
-    "claude-opus-4": Price.standard(15.0, 75.0),
-    "claude-sonnet-4-6": Price.standard(3.0, 15.0),
-    "claude-sonnet-4-5": Price.standard(3.0, 15.0),
-    "claude-sonnet-4": Price.standard(3.0, 15.0),
-    "claude-haiku-4-5": Price.standard(1.0, 5.0),
-    "claude-3-5-haiku": Price.standard(0.8, 4.0),
-}
-"""List prices as of :data:`PRICES_AS_OF`, keyed by model id without a date suffix.
-
-Override or extend them with ``%config ClaudeMagics.prices``; a model with no price shows
-tokens only.
-"""
-
-
-_SNAPSHOT_SUFFIX = re.compile(r"-(?:\d{8}|latest)$")
-"""The date (or ``-latest``) that names one snapshot of a model: ``-20251001``."""
-
-
-def price_for(model: str, overrides: Mapping[str, Price] | None = None) -> Price | None:
-    """The price of ``model``: its exact id, else the id without its snapshot date.
-
-    ``claude-haiku-4-5-20251001`` finds ``claude-haiku-4-5``. Nothing else is guessed: a
-    newer model (``claude-opus-4-8``) is not priced like an older one whose id it extends,
-    and an unknown model finds ``None``.
-    """
-    table = {**PRICES, **(overrides or {})}
-    if model in table:
-        return table[model]
-    return table.get(_SNAPSHOT_SUFFIX.sub("", model))
+__all__ = ["STOP_NOTICES", "Reply", "Timing", "UsageSummary"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +101,6 @@ class Reply(Message):
     _error: str | None = PrivateAttr(default=None)
     _timing: Timing = PrivateAttr(default=Timing(None, 0.0))
     _summary: UsageSummary | None = PrivateAttr(default=None)
-    _remote_images: bool = PrivateAttr(default=False)
     _skipped: tuple[str, ...] = PrivateAttr(default=())
     _sdk_warnings: tuple[str, ...] = PrivateAttr(default=())
 
@@ -175,7 +113,6 @@ class Reply(Message):
         error: str | None,
         timing: Timing,
         prices: Mapping[str, Price] | None = None,
-        remote_images: bool = False,
         skipped: tuple[str, ...] = (),
         sdk_warnings: tuple[str, ...] = (),
         output_estimate: int | None = None,
@@ -187,8 +124,7 @@ class Reply(Message):
             complete: Whether the stream reached ``message_stop`` without error.
             error: One line saying what went wrong, or ``None``.
             timing: Time to first token and duration.
-            prices: Extra or overriding prices, merged over :data:`PRICES`.
-            remote_images: Whether the view loads images from the network.
+            prices: Extra or overriding prices, merged over :data:`~nbclaude.prices.PRICES`.
             skipped: Stream event and delta types that were not understood.
             sdk_warnings: What the SDK warned about the request, one line each.
             output_estimate: Output tokens estimated from the text that arrived, when
@@ -198,7 +134,6 @@ class Reply(Message):
         reply._complete = complete
         reply._error = error
         reply._timing = timing
-        reply._remote_images = remote_images
         reply._skipped = skipped
         reply._sdk_warnings = sdk_warnings
         reply._summary = _summarize(reply, timing, prices, output_estimate)
@@ -237,11 +172,6 @@ class Reply(Message):
         return self._sdk_warnings
 
     @property
-    def remote_images(self) -> bool:
-        """Whether the view loads images from the network (off unless asked for)."""
-        return self._remote_images
-
-    @property
     def timing(self) -> Timing:
         """Time to first token and duration of the stream."""
         return self._timing
@@ -258,10 +188,60 @@ class Reply(Message):
         """US dollars at list price, or ``None`` when the model's price is unknown."""
         return self.usage_summary.cost
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        from .static import static_bundle
+    def notices(self, *, error: bool = True) -> list[str]:
+        """What the user must know about this reply beyond its content, one line each.
 
+        Args:
+            error: Include :attr:`error`. A cell that failed says it in its error line,
+                right under the view, which leaves it out rather than say it twice.
+        """
+        lines = []
+        if self.error and error:
+            lines.append(self.error)
+        if self.stop_reason == "refusal":
+            category = getattr(self.stop_details, "category", None)
+            lines.append(
+                "Claude declined to answer (refusal" + (f": {category}" if category else "") + ")."
+            )
+        elif (stopped := STOP_NOTICES.get(self.stop_reason or "")) is not None:
+            lines.append(stopped)
+        lines.extend(self.sdk_warnings)
+        if self.skipped:
+            names = ", ".join(sorted(set(self.skipped)))
+            lines.append(f"Skipped stream events this version does not know: {names}.")
+        return lines
+
+    @property
+    def status_line(self) -> str:
+        """The line under the reply: its usage, marked when the reply is incomplete.
+
+        A reply that never began (the request failed, or was interrupted, before anything
+        arrived) has no usage to show: the line says so, and how long the call took.
+        """
+        summary = self.usage_summary
+        if self.complete:
+            return summary.line()
+        if not self.content and not summary.input_tokens:
+            return f"{summary.model} · no reply · {summary.duration:.2f}s"
+        model, _, usage = summary.line().partition(" · ")
+        return f"{model} · incomplete · {usage}"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         return static_bundle(self)
+
+
+STOP_NOTICES: Mapping[str, str] = {
+    "max_tokens": (
+        "Truncated: the reply reached max_tokens. Raise --max-tokens, or continue the "
+        "conversation with --chat."
+    ),
+    "pause_turn": "The API paused this turn (pause_turn): send the reply back to continue it.",
+    "model_context_window_exceeded": (
+        "The model's context window is full (model_context_window_exceeded): the reply was "
+        "cut off. Shorten the prompt or the conversation."
+    ),
+}
+"""Stop reasons that leave the reply short of what was asked, and what to do about each."""
 
 
 def _summarize(

@@ -4,30 +4,31 @@ This is what a finished cell keeps in the notebook, so it must read well in Jupy
 nbconvert and GitHub, after a restart and without any JavaScript. Everything templated into
 HTML here is escaped; model Markdown goes through :mod:`nbclaude.markdown`, which has raw HTML
 off and unsafe links dropped. The live view reuses the per-block pieces.
+
+Each block's look is chosen by its kind (:mod:`nbclaude.blocks`). A reply is anything with
+the few attributes :class:`Shown` names, which :class:`~nbclaude.reply.Reply` has: this
+module does not import the reply, which displays itself through it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from .blocks import kind_of
 from .highlight import HIGHLIGHT_CSS
 from .markdown import render
 
-if TYPE_CHECKING:
-    from .reply import Reply
-
 __all__ = [
     "CSS",
+    "Shown",
     "block_html",
-    "notices",
     "plain_text",
     "static_bundle",
     "static_html",
-    "status_line",
     "text_bundle",
     "thinking_html",
     "usage_html",
@@ -46,14 +47,24 @@ CSS = (
 )
 """Styles for the view, scoped under ``.nbclaude``; the HTML reads without them too."""
 
-TOOL_USE_TYPES = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
-EXECUTION_RESULT_TYPES = frozenset(
-    {
-        "code_execution_tool_result",
-        "bash_code_execution_tool_result",
-        "text_editor_code_execution_tool_result",
-    }
-)
+
+class Shown(Protocol):
+    """What the static view reads of a reply."""
+
+    @property
+    def content(self) -> Sequence[Any]:
+        """The content blocks: pydantic models of the SDK's, or types it does not know."""
+
+    @property
+    def text(self) -> str:
+        """The answer's text."""
+
+    @property
+    def status_line(self) -> str:
+        """The usage line under the reply."""
+
+    def notices(self, *, error: bool = True) -> list[str]:
+        """What the user must know beyond the content, one line each."""
 
 
 def safe_href(url: object) -> str | None:
@@ -97,7 +108,7 @@ def _pre(text: str) -> str:
 
 def tool_use_html(block: Mapping[str, Any]) -> str:
     """A tool call: its name and input as JSON."""
-    kind = "server tool" if block.get("type") != "tool_use" else "tool"
+    kind = "tool" if kind_of(str(block.get("type"))).role == "tool_use" else "server tool"
     name = str(block.get("name", "?"))
     payload = block.get("input", {})
     if isinstance(payload, dict) and set(payload) == {"_partial_json"}:
@@ -156,6 +167,15 @@ def citations_html(citations: Iterable[Mapping[str, Any]]) -> str:
     return f'<div class="nbclaude-usage"><small>Sources</small><ol>{"".join(items)}</ol></div>'
 
 
+_RESULT_HTML: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
+    "web_search_tool_result": _search_results_html,
+    "code_execution_tool_result": _execution_result_html,
+    "bash_code_execution_tool_result": _execution_result_html,
+    "text_editor_code_execution_tool_result": _execution_result_html,
+}
+"""Server tool results with a look of their own, by type; others show as placeholders."""
+
+
 def block_html(
     block: Mapping[str, Any], *, remote_images: bool = False, rendered: str | None = None
 ) -> str:
@@ -168,64 +188,24 @@ def block_html(
             :func:`nbclaude.markdown.render` would: the live view has it, and rendering a
             long reply twice would double the cost of finishing it.
     """
-    kind = str(block.get("type"))
-    if kind == "text":
+    kind = kind_of(str(block.get("type")))
+    role = kind.role
+    if role == "text":
         html = rendered
         if html is None:
             html = render(str(block.get("text") or ""), remote_images=remote_images)
         if block.get("citations"):
             html += citations_html(block["citations"])
         return html
-    if kind == "thinking":
+    if role == "thinking":
         return thinking_html(str(block.get("thinking") or ""), rendered=rendered)
-    if kind == "redacted_thinking":
+    if role == "redacted_thinking":
         return thinking_html("", redacted=True)
-    if kind in TOOL_USE_TYPES:
+    if kind.is_tool_call:
         return tool_use_html(block)
-    if kind == "web_search_tool_result":
-        return _search_results_html(block)
-    if kind in EXECUTION_RESULT_TYPES:
-        return _execution_result_html(block)
-    return placeholder_html(kind)
-
-
-STOP_NOTICES = {
-    "max_tokens": (
-        "Truncated: the reply reached max_tokens. Raise --max-tokens, or continue the "
-        "conversation with --chat."
-    ),
-    "pause_turn": "The API paused this turn (pause_turn): send the reply back to continue it.",
-    "model_context_window_exceeded": (
-        "The model's context window is full (model_context_window_exceeded): the reply was "
-        "cut off. Shorten the prompt or the conversation."
-    ),
-}
-
-
-def notices(reply: Reply, *, error: bool = True) -> list[str]:
-    """What the user must know about this reply beyond its content, one line each.
-
-    Args:
-        reply: The reply.
-        error: Include :attr:`Reply.error`. A cell that failed shows it in its error line,
-            right under the view: the view leaves it out rather than say it twice.
-    """
-    lines = []
-    if reply.error and error:
-        lines.append(reply.error)
-    if reply.stop_reason == "refusal":
-        details = reply.stop_details
-        category = getattr(details, "category", None)
-        lines.append(
-            "Claude declined to answer (refusal" + (f": {category}" if category else "") + ")."
-        )
-    elif reply.stop_reason in STOP_NOTICES:
-        lines.append(STOP_NOTICES[reply.stop_reason])
-    lines.extend(reply.sdk_warnings)
-    if reply.skipped:
-        names = ", ".join(sorted(set(reply.skipped)))
-        lines.append(f"Skipped stream events this version does not know: {names}.")
-    return lines
+    if (result_html := _RESULT_HTML.get(kind.type)) is not None:
+        return result_html(block)
+    return placeholder_html(kind.type)
 
 
 def _ascii_html(text: str) -> str:
@@ -238,24 +218,9 @@ def _ascii_html(text: str) -> str:
     return escape(text).encode("ascii", "xmlcharrefreplace").decode("ascii")
 
 
-def status_line(reply: Reply) -> str:
-    """The line under a reply: its usage, marked when the reply is incomplete.
-
-    A reply that never began (the request failed, or was interrupted, before anything
-    arrived) has no usage to show: the line says so, and how long the call took.
-    """
-    summary = reply.usage_summary
-    if reply.complete:
-        return summary.line()
-    if not reply.content and not summary.input_tokens:
-        return f"{summary.model} · no reply · {summary.duration:.2f}s"
-    model, _, usage = summary.line().partition(" · ")
-    return f"{model} · incomplete · {usage}"
-
-
-def usage_html(reply: Reply) -> str:
+def usage_html(reply: Shown) -> str:
     """The usage line under a reply."""
-    return f'<div class="nbclaude-usage">{_ascii_html(status_line(reply))}</div>'
+    return f'<div class="nbclaude-usage">{_ascii_html(reply.status_line)}</div>'
 
 
 def notice_html(lines: Iterable[str]) -> str:
@@ -266,7 +231,11 @@ def notice_html(lines: Iterable[str]) -> str:
 
 
 def static_html(
-    reply: Reply, rendered: Mapping[int, str] | None = None, *, error: bool = True
+    reply: Shown,
+    rendered: Mapping[int, str] | None = None,
+    *,
+    error: bool = True,
+    remote_images: bool = False,
 ) -> str:
     """The whole reply as self-contained, sanitized HTML.
 
@@ -274,51 +243,60 @@ def static_html(
         reply: The reply.
         rendered: A block's position in ``reply.content`` mapped to its Markdown already
             rendered (see :func:`block_html`).
-        error: Show :attr:`Reply.error` as a notice (see :func:`notices`).
+        error: Show the reply's error as a notice (see ``Reply.notices``).
+        remote_images: Whether images in its Markdown load from the network.
     """
-    remote_images = reply.remote_images
     done = rendered or {}
     body = "".join(
-        block_html(
-            block.model_dump(exclude_none=True, warnings=False),
-            remote_images=remote_images,
-            rendered=done.get(position),
-        )
+        block_html(_as_dict(block), remote_images=remote_images, rendered=done.get(position))
         for position, block in enumerate(reply.content)
     )
     return (
         f'<div class="nbclaude"><style>{CSS}</style>{body}'
-        f"{notice_html(notices(reply, error=error))}{usage_html(reply)}</div>"
+        f"{notice_html(reply.notices(error=error))}{usage_html(reply)}</div>"
     )
 
 
-def plain_text(reply: Reply, *, error: bool = True) -> str:
+def _as_dict(block: Any) -> Mapping[str, Any]:
+    """A content block in the API's dict shape, whatever carries it."""
+    if isinstance(block, Mapping):
+        return block
+    dumped: Mapping[str, Any] = block.model_dump(exclude_none=True, warnings=False)
+    return dumped
+
+
+def plain_text(reply: Shown, *, error: bool = True) -> str:
     """The answer text, followed by any notice in brackets.
 
     A reply with neither is its status line, never an empty output.
     """
-    extra = "".join(f"\n\n[{line}]" for line in notices(reply, error=error))
+    extra = "".join(f"\n\n[{line}]" for line in reply.notices(error=error))
     text = reply.text + extra if reply.text else extra.lstrip("\n")
-    return text or status_line(reply)
+    return text or reply.status_line
 
 
 def static_bundle(
-    reply: Reply, rendered: Mapping[int, str] | None = None, *, error: bool = True
+    reply: Shown,
+    rendered: Mapping[int, str] | None = None,
+    *,
+    error: bool = True,
+    remote_images: bool = False,
 ) -> dict[str, str]:
     """The MIME bundle a finished cell keeps: ``text/html`` and ``text/plain``.
 
     Args:
         reply: The reply.
         rendered: Markdown already rendered, by block position (see :func:`static_html`).
-        error: Show :attr:`Reply.error` as a notice (see :func:`notices`).
+        error: Show the reply's error as a notice.
+        remote_images: Whether images in its Markdown load from the network.
     """
     return {
-        "text/html": static_html(reply, rendered, error=error),
+        "text/html": static_html(reply, rendered, error=error, remote_images=remote_images),
         "text/plain": plain_text(reply, error=error),
     }
 
 
-def text_bundle(reply: Reply, *, error: bool = True) -> dict[str, str]:
+def text_bundle(reply: Shown, *, error: bool = True) -> dict[str, str]:
     """The reply's text as it came, without rendering it: cheap, whatever its length.
 
     Shown when the user interrupts the rendering of the static view: the reply must not
@@ -326,6 +304,6 @@ def text_bundle(reply: Reply, *, error: bool = True) -> dict[str, str]:
     """
     html = (
         f'<div class="nbclaude"><pre style="white-space: pre-wrap">{escape(reply.text)}</pre>'
-        f"{notice_html(notices(reply, error=error))}{usage_html(reply)}</div>"
+        f"{notice_html(reply.notices(error=error))}{usage_html(reply)}</div>"
     )
     return {"text/html": html, "text/plain": plain_text(reply, error=error)}

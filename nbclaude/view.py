@@ -1,77 +1,23 @@
-"""Showing a reply while it streams: a live widget in notebooks, plain text in a terminal.
+"""What shows a reply while it streams, and the plain-text view for terminals.
 
-The live widget never re-sends what the browser already has. Finished Markdown blocks go
-into the current frozen segment, an HTML widget that is sealed once it holds
-:data:`SEAL_AT` characters; sealed segments are never touched again, and they are grouped in
-chapter boxes of :data:`CHAPTER_SIZE` so no children list grows with the reply. The open
-block is re-rendered into a separate tail widget, so sealing re-sends nothing. Segments are
-``HTMLMath`` widgets: the front end typesets math in a segment when it changes, never the
-whole reply. Refreshes are throttled (:class:`Throttle`); with a render worker, new text
-is fed to it every :data:`FEED_INTERVAL` seconds in between, so it renders while the reply
-streams. :meth:`WidgetView.finish` replaces the widget with the static view through the
-same display id, reusing the HTML rendered while streaming, so the saved notebook needs no
-widget support and a long reply is rendered once.
-
-This is the only module that touches ipywidgets; the request runs outside any
-``with output:`` block, in the cell's own thread.
+A view is driven through four calls (:class:`View`): :meth:`~View.start` before the
+request is sent, :meth:`~View.progress` after every stream event with the stream's
+:class:`~nbclaude.stream.Progress` record, then :meth:`~View.finish` with the reply, or
+:meth:`~View.abandon` if finishing was interrupted. A new front end is one class with these
+four methods: :class:`TerminalView` here, :class:`~nbclaude.widget.WidgetView` for
+notebooks. Nothing here imports IPython or ipywidgets.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sys
-import time
-from collections.abc import Callable
 from typing import Protocol, TextIO
 
-import ipywidgets as widgets
-from IPython.display import DisplayHandle, display
-from ipywidgets.widgets.widget_string import HTMLMathStyle, HTMLStyle
-
-from .markdown import IncrementalRenderer, Update
 from .reply import Reply
-from .static import (
-    CSS,
-    block_html,
-    notices,
-    static_bundle,
-    status_line,
-    text_bundle,
-    thinking_html,
-)
-from .stream import BlockState, ReplyBuilder
-from .worker import RemoteRenderer, RenderWorker, WorkerError
+from .stream import BlockProgress, Progress
 
-__all__ = [
-    "CHAPTER_SIZE",
-    "SEAL_AT",
-    "Segments",
-    "TerminalView",
-    "Throttle",
-    "View",
-    "WidgetView",
-]
-
-Clock = Callable[[], float]
-
-SEAL_AT = 4096
-"""Characters of frozen HTML after which a segment is sealed and a new one begins."""
-
-CHAPTER_SIZE = 32
-"""Sealed segments per chapter box: bounds the size of every children update."""
-
-FOOTER_INTERVAL = 1.0
-"""Seconds between footer updates (elapsed time, token count); text updates come faster."""
-
-FEED_INTERVAL = 0.02
-"""Seconds between hand-offs of new text to the render worker, refresh or not: it renders
-while the reply streams, so little is left to render when the reply ends."""
-
-CATCH_UP_TIMEOUT = 5.0
-"""Seconds the view waits for the render worker when it must be current (a block ended)."""
-
-Renderer = IncrementalRenderer | RemoteRenderer
+__all__ = ["TerminalView", "View"]
 
 
 class View(Protocol):
@@ -85,8 +31,8 @@ class View(Protocol):
     def start(self) -> None:
         """Show that something is happening, before the request is sent."""
 
-    def on_event(self, builder: ReplyBuilder) -> None:
-        """Called after every stream event; must be cheap."""
+    def progress(self, record: Progress) -> None:
+        """Called after every stream event with how far the reply got; must be cheap."""
 
     def finish(self, reply: Reply) -> None:
         """Show the final reply (complete or not) in its lasting form."""
@@ -97,433 +43,6 @@ class View(Protocol):
         Called when :meth:`finish` was interrupted, so it must be quick whatever the
         reply's length: the reply must not be lost with the rendering.
         """
-
-
-class Throttle:
-    """Decides when a live view refreshes.
-
-    Never more often than every ``interval`` seconds (stretched to four times the cost of
-    the last refresh, so slow rendering cannot eat the stream), and only once the new
-    content is at least half of what a refresh re-sends, or ``longest`` seconds have
-    passed: that keeps the bytes sent within about twice the reply when it comes fast, and
-    a slow reply still moves a few times a second.
-    """
-
-    def __init__(
-        self, interval: float = 0.08, *, longest: float = 0.25, clock: Clock = time.monotonic
-    ) -> None:
-        self.interval = interval
-        self._base = interval
-        self._longest = longest
-        self._clock = clock
-        self._last: float | None = None
-
-    @property
-    def ready_at(self) -> float:
-        """The earliest time of the next refresh: ``interval`` seconds after the last."""
-        return -math.inf if self._last is None else self._last + self.interval
-
-    def due(self, fresh: int = 1, resend: int = 0) -> bool:
-        """Whether to refresh now.
-
-        Args:
-            fresh: Characters that arrived since the last refresh.
-            resend: Characters a refresh would send again (the open segment and tail).
-        """
-        if self._last is None:
-            return True
-        elapsed = self._clock() - self._last
-        if elapsed < self.interval:
-            return False
-        return 2 * fresh >= resend or elapsed >= self._longest
-
-    def quiet_until(self, resend: int) -> tuple[float, int]:
-        """How long :meth:`due` keeps saying no, whatever the stream brings meanwhile.
-
-        Args:
-            resend: What a refresh would send again, as for :meth:`due`; it changes only
-                when a refresh happens.
-
-        Returns:
-            A time and a number of fresh characters: :meth:`due` says no before that time
-            for fewer fresh characters than that. Past the interval, only the new content
-            (or ``longest``) can make it due; before, only time can.
-        """
-        if self._last is None:
-            return -math.inf, 0
-        if self._clock() < self.ready_at:
-            return self.ready_at, sys.maxsize
-        return self._last + self._longest, (resend + 1) // 2
-
-    def record(self, started: float) -> None:
-        """Note that a refresh that began at ``started`` just ended."""
-        ended = self._clock()
-        self._last = ended
-        self.interval = min(1.0, max(self._base, 4 * (ended - started)))
-
-
-class Segments:
-    """Frozen HTML in segment widgets grouped in chapters, then one tail widget.
-
-    Args:
-        box: The box to fill; its children become the chapters and the tail.
-        layout: The layout of every chapter and segment.
-        style: The style of every segment.
-        seal_at: Characters after which the open segment is sealed.
-        chapter_size: Segments per chapter.
-    """
-
-    def __init__(
-        self,
-        box: widgets.Box,
-        *,
-        layout: widgets.Layout,
-        style: HTMLMathStyle,
-        seal_at: int = SEAL_AT,
-        chapter_size: int = CHAPTER_SIZE,
-    ) -> None:
-        self.box = box
-        self._layout = layout
-        self._style = style
-        self._seal_at = seal_at
-        self._chapter_size = chapter_size
-        self._chapters: list[widgets.VBox] = []
-        self._segment: widgets.HTMLMath | None = None
-        self._segment_html = ""
-        self._pending: list[str] = []
-        self._tail = ""
-        self._tail_widget: widgets.HTMLMath | None = None
-
-    @property
-    def resend_size(self) -> int:
-        """Characters a flush sends again: the open segment and the tail."""
-        return len(self._segment_html) + len(self._tail)
-
-    def freeze(self, html: str) -> None:
-        """Append HTML that will never change."""
-        if html:
-            self._pending.append(html)
-
-    def set_tail(self, html: str) -> None:
-        """Replace the HTML of the open part after everything frozen."""
-        self._tail = html
-
-    def flush(self) -> None:
-        """Send what changed: new frozen HTML once, and the tail if it changed."""
-        if self._pending:
-            fresh = "".join(self._pending)
-            self._pending.clear()
-            if self._segment is not None and len(self._segment_html) < self._seal_at:
-                self._segment_html += fresh
-                self._segment.value = self._segment_html
-            else:
-                self._segment_html = fresh
-                self._segment = self._new_html(fresh)
-                self._add_segment(self._segment)
-        tail_widget = self._tail_widget
-        if tail_widget is None:
-            if not self._tail:
-                return
-            tail_widget = self._tail_widget = self._new_html(self._tail)
-            self._layout_children()
-        elif tail_widget.value != self._tail:
-            tail_widget.value = self._tail
-
-    def _new_html(self, value: str) -> widgets.HTMLMath:
-        # HTMLMath typesets its own content when it changes: math in a segment is typeset
-        # once, and only the tail's is typeset again on each update.
-        return widgets.HTMLMath(value=value, layout=self._layout, style=self._style)
-
-    def _add_segment(self, segment: widgets.HTMLMath) -> None:
-        if not self._chapters or len(self._chapters[-1].children) >= self._chapter_size:
-            chapter = widgets.VBox(children=(segment,), layout=self._layout)
-            self._chapters.append(chapter)
-            self._layout_children()
-        else:
-            chapter = self._chapters[-1]
-            chapter.children = (*chapter.children, segment)
-
-    def _layout_children(self) -> None:
-        tail = () if self._tail_widget is None else (self._tail_widget,)
-        self.box.children = (*self._chapters, *tail)
-
-
-class _BlockProgress:
-    """How far the live view has shown one content block."""
-
-    __slots__ = ("chunks", "done", "renderer")
-
-    def __init__(self, renderer: Renderer | None) -> None:
-        self.renderer = renderer
-        self.chunks = 0
-        self.done = False
-
-    def lose_renderer(self) -> None:
-        """Its render worker failed: show the block no further; the end renders it anew."""
-        self.renderer = None
-        self.done = True
-
-
-class WidgetView:
-    """The live widget: thinking that folds, a Markdown body, a footer with time and tokens.
-
-    Markdown is rendered by ``worker`` when one is given and ready, else in the kernel.
-    """
-
-    def __init__(
-        self,
-        *,
-        clock: Clock = time.monotonic,
-        min_interval: float = 0.08,
-        seal_at: int = SEAL_AT,
-        remote_images: bool = False,
-        worker: RenderWorker | None = None,
-    ) -> None:
-        self._clock = clock
-        # A worker renders on another core; one still starting up is not waited for, and
-        # a block that begins before it is ready renders in the kernel.
-        self._worker = worker
-        self._session = 0
-        self._throttle = Throttle(min_interval, clock=clock)
-        self._remote_images = remote_images
-        self._started = clock()
-        self._footer_at = -FOOTER_INTERVAL
-        self._seal_at = seal_at
-        # Each widget model costs the front end a message to open it and one to close it.
-        # The widgets in the root share one layout, the HTML ones one style and the
-        # segments another, and the thinking section is made only when thinking arrives.
-        self._layout = widgets.Layout()
-        self._html_style = HTMLStyle()
-        self._segment_style = HTMLMathStyle()
-        self._css = self._html(f"<style>{CSS}</style>")
-        self.thinking: widgets.Accordion | None = None
-        self.body = widgets.VBox(layout=self._layout)
-        self.footer = self._html('<div class="nbclaude-usage">⏳ waiting for Claude…</div>')
-        self.root = widgets.VBox(
-            children=(self._css, self.body, self.footer),
-            layout=widgets.Layout(width="100%"),
-            # Given here, the classes go out with the model: add_class() would send each
-            # in a message of its own. JupyterLab styles rendered HTML outputs (tables,
-            # code, headings) under jp-RenderedHTMLCommon: the live view then looks like
-            # the static one that replaces it.
-            _dom_classes=("nbclaude", "jp-RenderedHTMLCommon"),
-        )
-        self._thinking_segments: Segments | None = None
-        self._body_segments = self._segments(self.body)
-        self._progress: list[_BlockProgress] = []
-        self._answer_started = False
-        self._painted = False
-        self._fed_at = -FEED_INTERVAL
-        self._wake_at = -math.inf
-        self._wake_chars = 0
-        """Before ``_wake_at``, and with fewer characters than this, an event needs
-        neither a refresh nor a feed."""
-        self._shown_chars = 0
-        self._builder: ReplyBuilder | None = None
-        self._handle: DisplayHandle | None = None
-        self.refreshes = 0
-        """How many times the widget was refreshed while streaming."""
-
-    def _html(self, value: str) -> widgets.HTML:
-        return widgets.HTML(value=value, layout=self._layout, style=self._html_style)
-
-    def _segments(self, box: widgets.Box) -> Segments:
-        return Segments(box, layout=self._layout, style=self._segment_style, seal_at=self._seal_at)
-
-    def _resend_size(self) -> int:
-        """Characters a refresh sends again (see :attr:`Segments.resend_size`)."""
-        thinking = self._thinking_segments
-        return self._body_segments.resend_size + (thinking.resend_size if thinking else 0)
-
-    def start(self) -> None:
-        """Display the empty widget (with a display id, so it can be replaced)."""
-        self._started = self._clock()
-        self._handle = display(self.root, display_id=True)
-
-    def on_event(self, builder: ReplyBuilder) -> None:
-        """Refresh if the throttle allows it, else feed the worker; first content at once."""
-        started = self._clock()
-        if self._painted and started < self._wake_at and builder.chars < self._wake_chars:
-            return  # the common case, once per delta: one clock reading
-        first_content = not self._painted and builder.chars > 0
-        fresh = builder.chars - self._shown_chars
-        resend = self._resend_size()
-        if first_content or self._throttle.due(fresh, resend):
-            self.refresh(builder)
-            self._painted = builder.chars > 0
-            self._throttle.record(started)
-            self._fed_at = started  # a refresh hands the worker everything, too
-            resend = self._resend_size()
-        elif self._worker is not None and started >= self._fed_at + FEED_INTERVAL:
-            self._fed_at = started
-            self._feed(builder)
-        self._wake_at, fresh_needed = self._throttle.quiet_until(resend)
-        self._wake_chars = self._shown_chars + fresh_needed
-        if self._worker is not None:
-            self._wake_at = min(self._wake_at, self._fed_at + FEED_INTERVAL)
-
-    def _feed(self, builder: ReplyBuilder) -> None:
-        """Hand new text to the render worker, which freezes what it can meanwhile."""
-        for block, progress in zip(builder.blocks, self._progress, strict=False):
-            renderer = progress.renderer
-            if isinstance(renderer, RemoteRenderer) and not progress.done:
-                self._append(block, progress, renderer)
-                try:
-                    renderer.send()
-                except WorkerError:
-                    progress.lose_renderer()
-
-    def refresh(self, builder: ReplyBuilder) -> None:
-        """Bring the widget up to date with everything the builder holds."""
-        self.refreshes += 1
-        self._builder = builder
-        self._shown_chars = builder.chars
-        for index, block in enumerate(builder.blocks):
-            if index == len(self._progress):
-                self._progress.append(self._begin(block))
-            progress = self._progress[index]
-            if not progress.done:
-                self._show(block, progress)
-        if self._thinking_segments is not None:
-            self._thinking_segments.flush()
-        self._body_segments.flush()
-        now = self._clock()
-        if now - self._footer_at >= FOOTER_INTERVAL:
-            self._footer_at = now
-            tokens = builder.chars // 4
-            self.footer.value = (
-                f'<div class="nbclaude-usage">⏳ {now - self._started:.1f}s · '
-                f"~{tokens:,} tokens</div>"
-            )
-
-    def _begin(self, block: BlockState) -> _BlockProgress:
-        if block.type in {"thinking", "redacted_thinking"}:
-            if self.thinking is None:
-                self._open_thinking()
-            renderer = self._renderer(block.index) if block.type == "thinking" else None
-            return _BlockProgress(renderer)
-        if not self._answer_started:
-            self._answer_started = True
-            if self.thinking is not None:
-                self.thinking.selected_index = None
-                self.thinking.titles = ("Thinking",)
-        if block.type == "text":
-            return _BlockProgress(self._renderer(block.index, remote_images=self._remote_images))
-        return _BlockProgress(None)
-
-    def _open_thinking(self) -> None:
-        """Show the thinking section, unfolded while thinking streams, above the answer."""
-        box = widgets.VBox(layout=self._layout)
-        self.thinking = widgets.Accordion(
-            children=(box,), titles=("Thinking…",), selected_index=0, layout=self._layout
-        )
-        self._thinking_segments = self._segments(box)
-        self.root.children = (self._css, self.thinking, self.body, self.footer)
-
-    def _renderer(self, index: int, *, remote_images: bool = False) -> Renderer:
-        worker = self._worker
-        if worker is not None and worker.ready:
-            if not self._session:
-                self._session = worker.session()
-            return RemoteRenderer(worker, (self._session, index), remote_images=remote_images)
-        return IncrementalRenderer(remote_images=remote_images)
-
-    @staticmethod
-    def _append(block: BlockState, progress: _BlockProgress, renderer: Renderer) -> None:
-        """Give the renderer the block's text that it has not seen yet, in one piece."""
-        chunks = block.chunks
-        if len(chunks) > progress.chunks:
-            renderer.append("".join(chunks[progress.chunks :]))
-            progress.chunks = len(chunks)
-
-    def _update(self, progress: _BlockProgress, *, current: bool) -> Update | None:
-        """The renderer's update; ``None`` if its worker failed (the end renders it anew)."""
-        renderer = progress.renderer
-        assert renderer is not None
-        if isinstance(renderer, IncrementalRenderer):
-            return renderer.update()
-        try:
-            return renderer.update(wait=current, timeout=CATCH_UP_TIMEOUT)
-        except WorkerError:
-            progress.lose_renderer()
-            return None
-
-    def _show(self, block: BlockState, progress: _BlockProgress) -> None:
-        thinking = block.type in {"thinking", "redacted_thinking"}
-        segments = self._thinking_segments if thinking else self._body_segments
-        assert segments is not None  # made with the first thinking block
-        renderer = progress.renderer
-        if renderer is not None:
-            self._append(block, progress, renderer)
-            # Wait for a worker when it matters: the first text, and a block's last tail.
-            update = self._update(progress, current=block.stopped or not self._painted)
-            if update is None:
-                return
-            segments.freeze(update.frozen)
-            tail = update.tail
-        elif block.type == "redacted_thinking":
-            tail = thinking_html("", redacted=True, open_=True)
-        else:
-            tail = block_html(block.to_dict(), remote_images=self._remote_images)
-        if block.stopped:
-            segments.freeze(tail)
-            segments.set_tail("")
-            progress.done = True
-        else:
-            segments.set_tail(tail)
-
-    def finish(self, reply: Reply) -> None:
-        """Replace the widget with the static view and close it."""
-        self._replace(static_bundle(reply, self._rendered(), error=False))
-        self._close()
-
-    def abandon(self, reply: Reply) -> None:
-        """Replace the widget with the reply's plain text, and close it."""
-        self._replace(text_bundle(reply, error=False))
-        self._close()
-
-    def _replace(self, bundle: dict[str, str]) -> None:
-        if self._handle is not None:
-            self._handle.update(bundle, raw=True)
-        else:
-            display(bundle, raw=True)
-
-    def _rendered(self) -> dict[int, str]:
-        """The exact final HTML of each Markdown block, from the renderers used live.
-
-        A block whose worker failed is left out: the static view renders it itself.
-        """
-        rendered = {}
-        blocks = self._builder.blocks if self._builder is not None else []
-        for position, (block, progress) in enumerate(zip(blocks, self._progress, strict=False)):
-            renderer = progress.renderer
-            if renderer is None:
-                continue
-            self._append(block, progress, renderer)
-            progress.renderer = None
-            try:
-                rendered[position] = renderer.finish()
-            except WorkerError:
-                continue
-        return rendered
-
-    def _close(self) -> None:
-        for progress in self._progress:
-            if isinstance(progress.renderer, RemoteRenderer):
-                progress.renderer.close()
-        _close_tree(self.root)
-        for shared in (self._layout, self._html_style, self._segment_style):
-            shared.close()  # in case nothing used them
-
-
-def _close_tree(widget: widgets.Widget) -> None:
-    """Close a widget, its children, and the layout and style models each one made."""
-    for child in getattr(widget, "children", ()):
-        _close_tree(child)
-    for part in (getattr(widget, "layout", None), getattr(widget, "style", None)):
-        if isinstance(part, widgets.Widget):
-            part.close()
-    widget.close()
 
 
 class TerminalView:
@@ -541,26 +60,26 @@ class TerminalView:
     def start(self) -> None:
         """Nothing to show before the first token in a terminal."""
 
-    def on_event(self, builder: ReplyBuilder) -> None:
+    def progress(self, record: Progress) -> None:
         """Print the deltas that arrived since the last event; a tool's input once whole."""
         out = self._out
-        for index, block in enumerate(builder.blocks):
+        for index, block in enumerate(record.blocks):
             if index == len(self._printed):
                 self._printed.append(0)
                 self._open_section(block)
             done = self._printed[index]
-            if block.type in {"text", "thinking"}:
+            if block.kind.is_markdown:
                 if done < len(block.chunks):
                     out.write("".join(block.chunks[done:]))
                     self._printed[index] = len(block.chunks)
-            elif block.stopped and done == 0 and "input" in block.start:
+            elif block.kind.is_tool_call and block.stopped and done == 0:
                 out.write(json.dumps(block.to_dict()["input"], indent=2, ensure_ascii=False))
                 self._printed[index] = 1
         out.flush()
 
-    def _open_section(self, block: BlockState) -> None:
-        section = "thinking" if block.type in {"thinking", "redacted_thinking"} else "answer"
-        if section == self._section and block.type == "text":
+    def _open_section(self, block: BlockProgress) -> None:
+        section = "thinking" if block.kind.is_thinking else "answer"
+        if section == self._section and block.kind.role == "text":
             return
         if self._section is not None:
             self._out.write("\n\n")
@@ -568,18 +87,18 @@ class TerminalView:
             self._out.write("[thinking]\n")
         elif self._section == "thinking":
             self._out.write("[answer]\n")
-        if block.type not in {"text", "thinking"}:
+        if not block.kind.is_markdown:
             name = block.start.get("name")
-            self._out.write(f"[{block.type}{': ' + str(name) if name else ''}]\n")
+            self._out.write(f"[{block.kind.type}{': ' + str(name) if name else ''}]\n")
         self._section = section
 
     def finish(self, reply: Reply) -> None:
         """Print any notice and the usage line."""
         out = self._out
         out.write("\n")
-        for line in notices(reply, error=False):
+        for line in reply.notices(error=False):
             out.write(f"\n[{line}]\n")
-        out.write(f"\n{status_line(reply)}\n")
+        out.write(f"\n{reply.status_line}\n")
         out.flush()
 
     def abandon(self, reply: Reply) -> None:

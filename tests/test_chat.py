@@ -18,9 +18,9 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
 from nbclaude.chat import CellTracker
+from nbclaude.errors import ClaudeError
 from nbclaude.magic import ClaudeMagics
-from nbclaude.prompt import DryRun
-from nbclaude.stream import ClaudeError
+from nbclaude.prices import DryRun
 from nbclaude.testing import (
     FakeServer,
     error_after,
@@ -129,7 +129,7 @@ def test_rerunning_a_cell_replaces_its_turn_and_the_turns_after_it(
     # The user edits the second cell and runs it again.
     ok(run(ip, "%%claude --chat\nQ2, reworded", "cell-2")[0])
     assert messages(api_env) == [user("Q1"), answer("A1", cached=True), user("Q2, reworded")]
-    turns = magics(ip).chats["main"].turns
+    turns = magics(ip).session.chats["main"].turns
     assert [turn.prompt for turn in turns] == [typed("Q1"), typed("Q2, reworded")]
     # Then runs the third cell again: it follows the new second turn, once.
     ok(run(ip, "%%claude --chat\nQ3", "cell-3")[0])
@@ -140,7 +140,7 @@ def test_rerunning_a_cell_replaces_its_turn_and_the_turns_after_it(
         answer("A4", cached=True),
         user("Q3"),
     ]
-    assert [turn.key for turn in magics(ip).chats["main"].turns] == [
+    assert [turn.key for turn in magics(ip).session.chats["main"].turns] == [
         ("cell-1", 0),
         ("cell-2", 0),
         ("cell-3", 0),
@@ -153,7 +153,7 @@ def test_rerunning_the_first_cell_starts_over(ip: InteractiveShell, api_env: Fak
     ok(run(ip, "%%claude --chat\nQ2", "cell-2")[0])
     ok(run(ip, "%%claude --chat\nQ1", "cell-1")[0])
     assert messages(api_env) == [user("Q1")]
-    assert len(magics(ip).chats["main"]) == 1
+    assert len(magics(ip).session.chats["main"]) == 1
 
 
 def test_plain_cells_are_independent_of_chats(ip: InteractiveShell, api_env: FakeServer) -> None:
@@ -173,7 +173,7 @@ def test_named_chats_are_separate(ip: InteractiveShell, api_env: FakeServer) -> 
     assert messages(api_env) == [user("review this"), answer("R1", cached=True), user("and this")]
     ok(run(ip, "%%claude --chat=code -m haiku\nmore", "c2")[0])
     assert messages(api_env) == [user("write that"), answer("C1", cached=True), user("more")]
-    assert magics(ip).chats.names() == ["code", "review"]
+    assert magics(ip).session.chats.names() == ["code", "review"]
 
 
 def test_thinking_and_server_tool_blocks_go_back_as_received(
@@ -238,7 +238,7 @@ def test_a_failed_turn_is_not_added(
     ok(run(ip, "%%claude --chat\nQ1", "cell-1")[0])
     result, _ = run(ip, "%%claude --chat\nQ2", "cell-2")
     assert isinstance(result.error_in_exec, ClaudeError)
-    assert len(magics(ip).chats["main"]) == 1
+    assert len(magics(ip).session.chats["main"]) == 1
     ok(run(ip, "%%claude --chat\nQ3", "cell-3")[0])
     assert messages(api_env) == [user("Q1"), answer("A1", cached=True), user("Q3")]
 
@@ -249,7 +249,10 @@ def test_a_failed_rerun_keeps_the_old_turns(ip: InteractiveShell, api_env: FakeS
     ok(run(ip, "%%claude --chat\nQ2", "cell-2")[0])
     result, _ = run(ip, "%%claude --chat\nQ1 again", "cell-1")
     assert isinstance(result.error_in_exec, ClaudeError)
-    assert [turn.prompt for turn in magics(ip).chats["main"].turns] == [typed("Q1"), typed("Q2")]
+    assert [turn.prompt for turn in magics(ip).session.chats["main"].turns] == [
+        typed("Q1"),
+        typed("Q2"),
+    ]
 
 
 def test_without_a_cell_id_every_run_appends(ip: InteractiveShell, api_env: FakeServer) -> None:
@@ -257,7 +260,7 @@ def test_without_a_cell_id_every_run_appends(ip: InteractiveShell, api_env: Fake
     ok(run(ip, "%%claude --chat\ncontinue")[0])
     ok(run(ip, "%%claude --chat\ncontinue")[0])
     assert messages(api_env) == [user("continue"), answer("A1", cached=True), user("continue")]
-    assert [turn.key for turn in magics(ip).chats["main"].turns] == [None, None]
+    assert [turn.key for turn in magics(ip).session.chats["main"].turns] == [None, None]
 
 
 def test_a_silent_run_does_not_borrow_the_previous_cell_id(
@@ -266,7 +269,7 @@ def test_a_silent_run_does_not_borrow_the_previous_cell_id(
     api_env.enqueue(text_reply("A1"), text_reply("A2"))
     ok(run(ip, "%%claude --chat\nQ1", "cell-1")[0])
     ok(run(ip, "%%claude --chat\nQ2", silent=True)[0])
-    assert [turn.key for turn in magics(ip).chats["main"].turns] == [("cell-1", 0), None]
+    assert [turn.key for turn in magics(ip).session.chats["main"].turns] == [("cell-1", 0), None]
 
 
 def test_one_cell_sending_several_turns_replaces_them_all_on_rerun(
@@ -280,7 +283,7 @@ def test_one_cell_sending_several_turns_replaces_them_all_on_rerun(
     ok(run(ip, loop, "loop-cell")[0])
     ok(run(ip, loop, "loop-cell")[0])
     assert messages(api_env) == [user("Q1"), answer("A3", cached=True), user("Q2")]
-    turns = magics(ip).chats["main"].turns
+    turns = magics(ip).session.chats["main"].turns
     assert [turn.key for turn in turns] == [("loop-cell", 0), ("loop-cell", 1)]
 
 
@@ -350,7 +353,7 @@ def test_history_and_reset_commands(ip: InteractiveShell, api_env: FakeServer) -
     assert captured.stdout == "Conversation 'main' is empty: nothing to forget.\n"
     _, captured = run(ip, "%claude reset --all")
     assert captured.stdout == "Forgot 1 conversation.\n"
-    assert magics(ip).chats.names() == []
+    assert magics(ip).session.chats.names() == []
     result, _ = run(ip, "%claude history 'not a name'")
     assert type(result.error_in_exec) is UsageError
 
@@ -456,7 +459,7 @@ def test_undefined_names_are_refused_before_sending(
     assert message in str(result.error_in_exec)
     assert api_env.requests == []
     assert len(magics(ip).runs) == 0
-    assert len(magics(ip).chats["main"]) == 0
+    assert len(magics(ip).session.chats["main"]) == 0
 
 
 def test_an_undefined_name_says_how_to_send_braces(
@@ -536,7 +539,7 @@ def test_dry_run_sends_only_a_token_count(ip: InteractiveShell, api_env: FakeSer
     assert '"stream": true' in out
     assert "input tokens (count_tokens) · input $" in out
     # Nothing else changed: no turn, no log entry, the last reply still bound.
-    assert len(magics(ip).chats["main"]) == 1
+    assert len(magics(ip).session.chats["main"]) == 1
     assert len(magics(ip).runs) == 1
     assert ip.user_ns["_claude"] is before
 

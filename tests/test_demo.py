@@ -26,7 +26,7 @@ QUICKSTART = ROOT / "notebooks" / "quickstart.ipynb"
 def demo_server(ip: InteractiveShell) -> FakeServer | None:
     """The demo server of the loaded ``ClaudeMagics``, if the demo is on."""
     magics = ip.find_line_magic("claude").__self__
-    running: demo.Demo | None = magics._demo
+    running: demo.Demo | None = magics.session.demo
     return None if running is None else running.server
 
 

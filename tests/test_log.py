@@ -12,9 +12,9 @@ from anthropic.types import Message
 from IPython.core.interactiveshell import InteractiveShell
 
 import nbclaude
+from nbclaude.errors import ClaudeError
 from nbclaude.log import Run, RunLog
 from nbclaude.reply import Reply, Timing
-from nbclaude.stream import ClaudeError
 from nbclaude.testing import FakeServer, error_after, http_error, text_reply
 
 from .conftest import run

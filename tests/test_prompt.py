@@ -11,20 +11,16 @@ import pandas as pd
 import pytest
 from anthropic.types import ModelInfo
 
-from nbclaude.prompt import (
-    ALIASES,
-    DryRun,
-    Options,
+from nbclaude.models import ALIASES, models_table, resolve_model
+from nbclaude.prices import PRICES, DryRun, price_for
+from nbclaude.request import Options, build_body
+from nbclaude.templates import (
     TemplateError,
-    build_params,
     fill_templates,
     format_value,
     markdown_table,
-    models_table,
-    resolve_model,
     template_names,
 )
-from nbclaude.reply import PRICES, price_for
 
 NAMESPACE = {
     "name": "Ada",
@@ -176,8 +172,8 @@ def test_multiindex_labels_are_joined() -> None:
 
 def test_importing_nbclaude_does_not_import_pandas() -> None:
     code = (
-        "import sys, nbclaude, nbclaude.magic, nbclaude.prompt, nbclaude.log, nbclaude.chat\n"
-        "from nbclaude.prompt import fill_templates\n"
+        "import sys, nbclaude, nbclaude.magic, nbclaude.core, nbclaude.log, nbclaude.chat\n"
+        "from nbclaude.templates import fill_templates\n"
         "fill_templates('{{ x }}', {'x': 1})\n"
         "assert 'pandas' not in sys.modules, 'pandas was imported'\n"
     )
@@ -209,7 +205,7 @@ def test_build_params_puts_history_before_the_prompt() -> None:
         {"role": "user", "content": "one"},
         {"role": "assistant", "content": [{"type": "text", "text": "1"}]},
     ]
-    params = build_params("two", Options("m", 10, system="S", chat="main"), history)
+    params = build_body("two", Options("m", 10, system="S", chat="main"), history)
     assert params == {
         "model": "m",
         "max_tokens": 10,

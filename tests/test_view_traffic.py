@@ -34,7 +34,7 @@ from comm.base_comm import BaseComm
 from nbclaude.markdown import render
 from nbclaude.stream import ReplyBuilder
 from nbclaude.testing import long_markdown
-from nbclaude.view import WidgetView
+from nbclaude.widget import WidgetView
 from nbclaude.worker import RenderWorker
 
 
@@ -117,9 +117,9 @@ def stream_into_view(
     for event in events:
         clock.now += seconds_per_delta
         builder.add(event)
-        view.on_event(builder)
+        view.progress(builder.progress)
         after_event(view, builder)
-    view.refresh(builder)
+    view.refresh(builder.progress)
     return view
 
 
@@ -269,7 +269,7 @@ def test_thinking_gets_a_section_of_its_own_that_folds_when_the_answer_starts(
     for event in thinking_then_answer():
         clock.now += 0.1
         builder.add(event)
-        view.on_event(builder)
+        view.progress(builder.progress)
         if view.thinking is not None:
             states.append((view.thinking.selected_index, view.thinking.titles))
     assert states[0] == (0, ("Thinking…",)), "thinking is not unfolded while it streams"

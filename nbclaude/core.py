@@ -1,0 +1,533 @@
+"""The core: one call to Claude from any Python, and the session it belongs to.
+
+:func:`ask` sends one request with the same options as ``%%claude`` and returns the
+:class:`~nbclaude.reply.Reply`; in a notebook it shows the live view, in plain Python it
+shows nothing unless asked, and it never imports IPython or ipywidgets there. It runs in a
+:class:`Session`, which holds what outlives a call: the settings, the HTTP clients, the run
+log, the conversations and the offline demo. ``%%claude`` is a thin adapter over a session:
+it turns flags and traits into :class:`~nbclaude.request.Options` and :class:`Settings`,
+and binds what comes back.
+
+A call runs under an interrupt guard (:class:`~nbclaude.interrupts.Interrupts`): the stop
+button cuts the request or the rendering short, never the steps that keep the reply
+(recording it, joining its conversation, handing it to ``keep``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import anthropic
+import httpx2
+from anthropic.types import ModelInfo
+
+from . import stream
+from .chat import Chats, TurnKey
+from .demo import Demo
+from .errors import BASE_URL_SETTINGS, ClaudeError, RequestError, describe_error, unexpected_answer
+from .interrupts import Interrupts
+from .keys import api_secrets, check_no_secrets
+from .log import RunLog
+from .models import resolve_model
+from .prices import DryRun, Price, price_for
+from .reply import Reply
+from .request import Options, build_body, sdk_arguments
+from .view import TerminalView, View
+from .worker import shared_worker
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "Display",
+    "NoKeyError",
+    "Session",
+    "Settings",
+    "ask",
+    "default_session",
+    "runs",
+    "use_session",
+]
+
+DEFAULT_MODEL = "claude-sonnet-4-6"
+"""The model a call uses when neither it nor the settings name one."""
+
+Display = Literal["auto", "widget", "text", "none"]
+"""Where a call shows its reply: the live widget, plain text on stdout, nowhere, or
+``auto``: the widget under a Jupyter kernel, text in terminal IPython, nothing in plain
+Python."""
+
+NO_KEY = (
+    "No API key: set the ANTHROPIC_API_KEY environment variable before starting Jupyter, "
+    "or in a cell with `os.environ['ANTHROPIC_API_KEY'] = getpass.getpass()` "
+    "(never type the key into a cell you save). Nothing was sent."
+)
+
+INTERRUPTED_WHILE_SHOWN = (
+    "Interrupted while the reply was shown: it is complete, and kept (in _claude, in a "
+    "%%claude cell); display it to see it rendered."
+)
+
+
+class NoKeyError(RequestError):
+    """There is no API key to send a request with."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What a session's calls share: defaults for their options, the client, the view.
+
+    ``%%claude`` makes one from the traits of ``ClaudeMagics`` before every cell.
+    """
+
+    model: str = DEFAULT_MODEL
+    """The model of a call that names none; an alias or an id."""
+    max_tokens: int = 8192
+    """``max_tokens`` of a call that gives none."""
+    system: str | None = None
+    """The system prompt of a call that gives none."""
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    """Extra or overriding model aliases, merged over the built-in ones."""
+    prices: Mapping[str, Price] = field(default_factory=dict)
+    """Extra or overriding prices, merged over the list prices."""
+    timeout: float = 600.0
+    """Seconds to wait for each read: the answer to the request, then each piece of the
+    stream. A timed-out request is retried, so a silent API holds a call up to
+    (1 + ``max_retries``) x ``timeout``."""
+    connect_timeout: float = 10.0
+    """Seconds to wait for a connection to the API, on each attempt."""
+    max_retries: int = 2
+    """How often the SDK retries a request that failed before the reply began."""
+    base_url: str | None = None
+    """The API's address; ``None`` uses ``ANTHROPIC_BASE_URL`` or the SDK's default."""
+    cache_chats: bool = True
+    """Mark the conversation so far with ``cache_control`` in calls that continue one."""
+    remote_images: bool = False
+    """Load images the model links to; off, they show as links and nothing is fetched."""
+    render_worker: bool = True
+    """Render Markdown in a helper process for the live widget."""
+
+
+class Session:
+    """What outlives one call: settings, clients, the run log, conversations, the demo.
+
+    Args:
+        settings: The settings; replace :attr:`settings` to change them.
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        """The settings every call reads."""
+        self.runs = RunLog()
+        """Every Messages API call of the session (``%claude usage``, ``nbclaude.runs()``)."""
+        self.chats = Chats()
+        """The conversations, by name."""
+        self._clients: dict[tuple[object, ...], anthropic.Anthropic] = {}
+        self._demo: Demo | None = None
+
+    # ---- the calls
+
+    def options(
+        self,
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        system: str | None = None,
+        **given: Any,
+    ) -> Options:
+        """The options of a call: the ones given, checked, and the settings for the rest.
+
+        Args:
+            model: A model id or alias; the settings' by default.
+            max_tokens: The settings' by default.
+            system: The system prompt; the settings' by default.
+            **given: The other fields of :class:`~nbclaude.request.Options`.
+
+        Raises:
+            OptionError: If a value is one the API would refuse.
+        """
+        settings = self.settings
+        return Options.checked(
+            model=resolve_model(model or settings.model, settings.aliases),
+            max_tokens=settings.max_tokens if max_tokens is None else max_tokens,
+            system=settings.system if system is None else system,
+            **given,
+        )
+
+    def ask(
+        self,
+        prompt: str | Sequence[str],
+        options: Options,
+        *,
+        display: Display | View = "auto",
+        flags: str = "",
+        turn: TurnKey | None = None,
+        keep: Callable[[Reply], None] | None = None,
+    ) -> Reply:
+        """Send one request, stream the reply into a view, and record it.
+
+        Args:
+            prompt: The user's message: text, or several texts sent as one message.
+            options: The checked options.
+            display: Where to show the reply (see :data:`Display`), or a view of its own.
+            flags: How the call was asked for, for the run log (the ``%%claude`` line).
+            turn: The notebook cell making this turn of the conversation, if known.
+            keep: Called with the reply as soon as the stream ends, before the view
+                renders it, to put it where an interrupt cannot lose it.
+
+        Returns:
+            The complete reply.
+
+        Raises:
+            ClaudeError: If the reply is incomplete (its ``reply`` holds what arrived) or
+                the call was interrupted while the reply was shown.
+            RequestError: If the request was not sent (see :meth:`request`).
+        """
+        body = self.request(prompt, options, turn=turn)
+        content = body["messages"][-1]["content"]
+        client = self.client()
+        view = self._view(display) if isinstance(display, str) else display
+        chat = self.chats[options.chat] if options.chat else None
+        with Interrupts() as interrupts:
+            if view is not None:
+                view.start()
+            started = self.runs.start()
+            reply = stream.run(
+                client,
+                sdk_arguments(client.messages.create, body),
+                on_progress=None if view is None else view.progress,
+                prices=self.settings.prices,
+                interrupts=interrupts,
+            )
+            request = {**body, "stream": True}
+            self.runs.record(started, request, flags=flags, chat=options.chat, reply=reply)
+            if chat is not None:
+                chat.record(turn, content, reply)
+            if keep is not None:
+                keep(reply)
+            interrupted = False
+            if view is not None:
+                try:
+                    with interrupts.allowed():
+                        view.finish(reply)
+                except KeyboardInterrupt:
+                    view.abandon(reply)
+                    interrupted = True
+            # Raised while interrupts are still held: nothing of nbclaude's runs after.
+            if reply.error:
+                raise ClaudeError(reply.error, reply=reply)
+            if interrupted or interrupts.held:
+                raise ClaudeError(INTERRUPTED_WHILE_SHOWN, reply=reply)
+        return reply
+
+    def request(
+        self, prompt: str | Sequence[str], options: Options, *, turn: TurnKey | None = None
+    ) -> dict[str, Any]:
+        """The body a call with these options would send, ``stream`` aside.
+
+        Args:
+            prompt: The user's message.
+            options: The checked options; with ``chat``, the conversation so far goes
+                first, rewound to ``turn`` when that cell made a turn before.
+            turn: The notebook cell making this turn, if known.
+
+        Raises:
+            SecretError: If the body would carry the API key.
+        """
+        chat = self.chats[options.chat] if options.chat else None
+        history = chat.history(turn, cache=self.settings.cache_chats) if chat else []
+        body = build_body(_content(prompt), options, history)
+        check_no_secrets(body, api_secrets(os.environ))
+        return body
+
+    def dry_run(
+        self, prompt: str | Sequence[str], options: Options, *, turn: TurnKey | None = None
+    ) -> DryRun:
+        """The request a call would send, with its input tokens counted and priced.
+
+        Only the count-tokens endpoint is asked; no message is sent, nothing is logged.
+
+        Raises:
+            ClaudeError: If counting failed or was interrupted.
+            RequestError: If the request would not be sent (see :meth:`request`).
+        """
+        body = self.request(prompt, options, turn=turn)
+        client = self.client()
+        count = client.messages.with_raw_response.count_tokens
+        try:
+            raw = count(**sdk_arguments(count, body, extra=False))
+        except KeyboardInterrupt:
+            raise ClaudeError("Interrupted: nothing was counted or sent.") from None
+        except anthropic.APIError as exc:
+            raise ClaudeError(describe_error(exc, body)) from exc
+        if (unexpected := unexpected_answer(raw.http_response, "application/json")) is not None:
+            raise ClaudeError(unexpected)
+        tokens = getattr(raw.parse(), "input_tokens", None)
+        if not isinstance(tokens, int):
+            raise ClaudeError(
+                "The API endpoint's answer to count_tokens has no input_tokens: check the "
+                f"base URL ({BASE_URL_SETTINGS})."
+            )
+        request = {**body, "stream": True}
+        return DryRun(request, tokens, price_for(options.model, self.settings.prices))
+
+    def models(self) -> list[ModelInfo]:
+        """The models the API offers, newest first.
+
+        Raises:
+            ClaudeError: If listing failed, was interrupted, or did not come from the API.
+        """
+        client = self.client()
+        try:
+            raw = client.models.with_raw_response.list()
+            unexpected = unexpected_answer(raw.http_response, "application/json")
+            listed = unexpected is None and _lists_models(raw.http_response)
+            models = list(raw.parse()) if listed else []
+        except KeyboardInterrupt:
+            raise ClaudeError("Interrupted: no models were listed.") from None
+        except anthropic.APIError as exc:
+            raise ClaudeError(describe_error(exc)) from exc
+        if unexpected is not None:
+            raise ClaudeError(unexpected)
+        if not listed or not all(_is_model_info(model) for model in models):
+            raise ClaudeError(
+                "The API endpoint's model list does not hold models (an id, a name and a "
+                f"date each): check the base URL ({BASE_URL_SETTINGS})."
+            )
+        return models
+
+    # ---- what the calls go through
+
+    def client(self) -> anthropic.Anthropic:
+        """The SDK client for the current settings: the demo's while the demo is on.
+
+        Raises:
+            NoKeyError: If there is no API key (and no demo).
+        """
+        settings = self.settings
+        timeout = httpx2.Timeout(
+            settings.timeout, connect=min(settings.connect_timeout, settings.timeout)
+        )
+        if self._demo is not None:
+            return self._demo.client(timeout=timeout, max_retries=settings.max_retries)
+        key = os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")
+        if not key:
+            raise NoKeyError(NO_KEY)
+        base_url = settings.base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
+        # A digest, not the key, tells whether the key changed since the client was made.
+        fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
+        del key
+        made_for = (
+            base_url,
+            settings.timeout,
+            settings.connect_timeout,
+            settings.max_retries,
+            fingerprint,
+        )
+        client = self._clients.get(made_for)
+        if client is None:
+            self._close_clients()
+            client = anthropic.Anthropic(
+                base_url=base_url, timeout=timeout, max_retries=settings.max_retries
+            )
+            self._clients[made_for] = client
+        return client
+
+    def _view(self, display: Display) -> View | None:
+        if display == "auto":
+            display = _front_end()
+        if display == "none":
+            return None
+        if display == "text":
+            return TerminalView()
+        from .widget import WidgetView  # ipywidgets only where a widget is shown
+
+        worker = shared_worker() if self.settings.render_worker else None
+        return WidgetView(remote_images=self.settings.remote_images, worker=worker)
+
+    # ---- the offline demo
+
+    @property
+    def demo(self) -> Demo | None:
+        """The offline demo while it is on, else ``None``."""
+        return self._demo
+
+    def start_demo(self) -> str:
+        """Answer every call from canned replies on 127.0.0.1, until :meth:`stop_demo`.
+
+        Returns:
+            The demo API's address. Starting it again keeps the one running.
+        """
+        if self._demo is None:
+            self._demo = Demo()
+        return self._demo.url
+
+    def stop_demo(self) -> bool:
+        """Go back to the API; return whether the demo was on."""
+        if self._demo is None:
+            return False
+        self._demo.stop()
+        self._demo = None
+        return True
+
+    def close(self) -> None:
+        """Close the HTTP clients and stop the demo."""
+        self._close_clients()
+        self.stop_demo()
+
+    def _close_clients(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+
+def _content(prompt: str | Sequence[str]) -> str | list[dict[str, Any]]:
+    """A user message's content: a string as it is, several as text blocks in order."""
+    if isinstance(prompt, str):
+        return prompt
+    texts = list(prompt)
+    if not texts or not all(isinstance(text, str) for text in texts):
+        raise RequestError("A prompt is a string, or a list of strings; nothing was sent.")
+    return [{"type": "text", "text": text} for text in texts]
+
+
+def _front_end() -> Display:
+    """Where this Python shows a reply, read without importing IPython.
+
+    IPython is only looked for where it is loaded already: plain Python shows nothing.
+    """
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return "none"
+    return "widget" if getattr(shell, "kernel", None) is not None else "text"
+
+
+def _lists_models(response: httpx2.Response) -> bool:
+    """Whether a JSON answer has the shape of a page of models: a ``data`` list."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and isinstance(body.get("data"), list)
+
+
+def _is_model_info(model: object) -> bool:
+    """Whether ``model`` has the fields the models table shows (the SDK parses leniently)."""
+    return (
+        isinstance(getattr(model, "id", None), str)
+        and isinstance(getattr(model, "display_name", None), str)
+        and hasattr(getattr(model, "created_at", None), "date")
+    )
+
+
+# --------------------------------------------------------------------------- the default session
+
+_session: Session | None = None
+
+
+def default_session() -> Session:
+    """The process's session: the one ``%load_ext nbclaude`` made, or a new one."""
+    global _session
+    if _session is None:
+        _session = Session()
+    return _session
+
+
+def use_session(chosen: Session | None) -> None:
+    """Make ``chosen`` the process's session (``None``: a new one on next use)."""
+    global _session
+    _session = chosen
+
+
+def runs() -> RunLog:
+    """Every Messages API call of the process's session: ``%%claude`` cells and :func:`ask`.
+
+    Index it for :class:`~nbclaude.log.Run` records, call ``.to_dataframe()`` for a pandas
+    DataFrame, or display it for the table ``%claude usage`` shows. ``%reload_ext
+    nbclaude`` starts a new session, and a new log.
+
+    Raises:
+        RuntimeError: If there is no session yet: nbclaude is not loaded, and :func:`ask`
+            was not called.
+    """
+    if _session is None:
+        raise RuntimeError(
+            "No nbclaude session yet: run %load_ext nbclaude, or call nbclaude.ask(), first."
+        )
+    return _session.runs
+
+
+def ask(
+    prompt: str | Sequence[str],
+    *,
+    model: str | None = None,
+    max_tokens: int | None = None,
+    thinking: int | Literal["adaptive"] | None = None,
+    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    top_k: int | None = None,
+    stop: str | Sequence[str] | None = None,
+    param: Mapping[str, Any] | None = None,
+    system: str | None = None,
+    chat: str | None = None,
+    display: Display = "auto",
+    session: Session | None = None,
+) -> Reply:
+    """Send one request to Claude and return the reply: ``%%claude`` from any Python.
+
+    The keywords are the long flags of ``%%claude``; anything not given comes from the
+    session's settings. In a notebook the reply streams into the live view; in terminal
+    IPython it streams as text; in plain Python nothing is shown (``display="text"``
+    prints it), and neither IPython nor ipywidgets is imported.
+
+    Example::
+
+        import nbclaude
+        reply = nbclaude.ask("Name three sorting algorithms.", model="haiku", max_tokens=200)
+        print(reply.text, reply.usage_summary.line())
+
+    Args:
+        prompt: The message: a string, or a list of strings sent in order.
+        model: A model id or alias (``opus``, ``sonnet``, ``haiku``).
+        max_tokens: ``max_tokens``.
+        thinking: Extended thinking: a budget (>= 1024, below ``max_tokens``) or
+            ``"adaptive"``.
+        effort: ``output_config.effort``.
+        temperature: Sampling temperature, 0 to 1.
+        top_p: Nucleus sampling, 0 to 1.
+        top_k: Sample from the ``top_k`` likeliest tokens only.
+        stop: A stop sequence, or several.
+        param: Any other Messages API parameter, by name.
+        system: The system prompt.
+        chat: Continue the conversation of this name (shared with ``--chat``).
+        display: Where to show the reply (see :data:`Display`).
+        session: The session to run in; the process's by default.
+
+    Returns:
+        The complete reply.
+
+    Raises:
+        ClaudeError: If the reply is incomplete; its ``reply`` holds what arrived.
+        RequestError: If nothing was sent: a bad option (``OptionError``), the API key in
+            the request (``SecretError``), or no key at all (``NoKeyError``).
+    """
+    chosen = session or default_session()
+    options = chosen.options(
+        model=model,
+        max_tokens=max_tokens,
+        system=system,
+        thinking=thinking,
+        effort=effort,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        stop=stop,
+        param=param,
+        chat=chat,
+    )
+    return chosen.ask(prompt, options, display=display)

@@ -10,6 +10,7 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
+import nbclaude
 from nbclaude import Reply
 from nbclaude.magic import ClaudeMagics
 from nbclaude.testing import FakeServer, reply, text, text_reply, thinking, tool_use
@@ -371,3 +372,61 @@ def test_unloading_stops_the_render_worker(ip: InteractiveShell) -> None:
     assert not worker.is_alive()
     assert shared_worker(start=False) is None
     ip.run_cell("%load_ext nbclaude", store_history=False)
+
+
+def test_every_request_parameter_has_a_flag(ip: InteractiveShell, api_env: FakeServer) -> None:
+    api_env.enqueue(text_reply("ok"))
+    line = (
+        "--effort low --temperature 0.3 --top-p 0.95 --top-k 20 --stop END --stop 'two words'"
+        ' --param metadata=\'{"user_id": "u-7"}\' --param service_tier=\'"auto"\''
+    )
+    result, _ = run(ip, f"%%claude {line}\nhi")
+    assert result.success, result.error_in_exec
+    body = api_env.requests[-1].body
+    assert body["output_config"] == {"effort": "low"}
+    assert (body["temperature"], body["top_p"], body["top_k"]) == (0.3, 0.95, 20)
+    assert body["stop_sequences"] == ["END", "two words"]
+    assert body["metadata"] == {"user_id": "u-7"}
+    assert body["service_tier"] == "auto"
+    assert nbclaude.runs()[-1].flags == line
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        ("--temperature 1.5", "--temperature"),
+        ("--temperature warm", "--temperature"),
+        ("--top-p 2", "--top-p"),
+        ("--top-k -1", "--top-k"),
+        ("--top-k many", "--top-k"),
+        ("--effort extreme", "--effort"),
+        ("--stop ''", "--stop"),
+        ("--param nothing", "--param"),
+        ("--param 'metadata={oops'", "--param metadata"),
+        ("--param 'top_p=0.5'", "--top-p"),
+        ("--param 'stream=false'", "--param stream"),
+    ],
+)
+def test_a_bad_parameter_is_a_usage_error_that_names_its_flag(
+    ip: InteractiveShell, api_env: FakeServer, flags: str, named: str
+) -> None:
+    result, _ = run(ip, f"%%claude {flags}\nhi")
+    assert type(result.error_in_exec) is UsageError
+    assert named in str(result.error_in_exec)
+    assert api_env.requests == []
+
+
+def test_dry_run_counts_only_what_decides_the_input(
+    ip: InteractiveShell, api_env: FakeServer
+) -> None:
+    result, captured = run(ip, "%%claude --dry-run --temperature 0.2 --effort max -o dry\nhi")
+    assert result.success, result.error_in_exec
+    (counted,) = api_env.requests
+    assert counted.path == "/v1/messages/count_tokens"
+    assert "temperature" not in counted.body
+    assert "max_tokens" not in counted.body
+    assert counted.body["output_config"] == {"effort": "max"}
+    # The report shows the whole request as it would be sent.
+    request = ip.user_ns["dry"].request
+    assert (request["temperature"], request["stream"]) == (0.2, True)
+    assert '"temperature": 0.2' in captured.stdout

@@ -29,9 +29,10 @@ from .chat import DEFAULT_CHAT, CellTracker
 from .core import DEFAULT_MODEL, Display, Session, Settings
 from .errors import RequestError
 from .keys import api_secrets
+from .log import RunLog
 from .models import models_table
 from .prices import Price
-from .request import EFFORTS, parse_param
+from .request import EFFORTS, Options, parse_param
 from .templates import fill_templates
 from .worker import shared_worker
 
@@ -119,7 +120,7 @@ class ClaudeMagics(Magics):
         """Which notebook cell is running, fed by the events ``load_ipython_extension`` hooks."""
 
     @property
-    def runs(self) -> Any:
+    def runs(self) -> RunLog:
         """Every Messages API call this session made (``%claude usage``, ``nbclaude.runs()``)."""
         return self.session.runs
 
@@ -189,39 +190,42 @@ class ClaudeMagics(Magics):
             raise UsageError("The cell is empty: write the prompt below the %%claude line.")
         session = self._session()
         try:
-            system = args.system if args.system is not None else self.system
-            options = session.options(
-                model=args.model,
-                max_tokens=args.max_tokens,
-                system=self._fill(system, raw=args.raw),
-                thinking=args.thinking,
-                effort=args.effort,
-                temperature=args.temperature,
-                top_p=args.top_p,
-                top_k=args.top_k,
-                stop=args.stop,
-                param=dict(parse_param(text) for text in args.param or ()),
-                chat=None if args.chat is None else _chat_name(args.chat),
-            )
+            options = self._options(session, args)
             prompt = self._fill(cell, raw=args.raw)
             turn = self.cells.next_key(options.chat) if options.chat else None
             if args.dry_run:
                 dry_run = session.dry_run(prompt, options, turn=turn)
-            else:
-                session.ask(
-                    prompt,
-                    options,
-                    display=self._display(),
-                    flags=line,
-                    turn=turn,
-                    keep=lambda reply: self._bind(reply, out),
-                )
+                print(dry_run.report())
+                if out is not None:
+                    self._namespace[out] = dry_run
                 return
+            session.ask(
+                prompt,
+                options,
+                display=self._display(),
+                flags=line,
+                turn=turn,
+                keep=lambda reply: self._bind(reply, out),
+            )
         except RequestError as exc:
             raise UsageError(str(exc)) from None
-        print(dry_run.report())
-        if out is not None and self.shell is not None:
-            self.shell.user_ns[out] = dry_run
+
+    def _options(self, session: Session, args: Any) -> Options:
+        """The cell's options: its flags over the settings, the system prompt filled."""
+        system = args.system if args.system is not None else self.system
+        return session.options(
+            model=args.model,
+            max_tokens=args.max_tokens,
+            system=self._fill(system, raw=args.raw),
+            thinking=args.thinking,
+            effort=args.effort,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            top_k=args.top_k,
+            stop=args.stop,
+            param=dict(parse_param(text) for text in args.param or ()),
+            chat=None if args.chat is None else _chat_name(args.chat),
+        )
 
     def _arguments(self, line: str) -> Any:
         """The flags of the ``%%claude`` line, split as a shell would: quotes may be escaped."""
@@ -234,19 +238,22 @@ class ClaudeMagics(Magics):
             ) from None
         return self.claude.parser.parse_args(words)
 
+    @property
+    def _namespace(self) -> dict[str, Any]:
+        """The user's namespace (a magic made without a shell has none to fill or bind)."""
+        return self.shell.user_ns if self.shell is not None else {}
+
     def _bind(self, value: object, out: str | None) -> None:
         """Bind ``_claude``, and ``out`` if given, in the user's namespace."""
-        namespace = self.shell.user_ns if self.shell is not None else {}
-        namespace["_claude"] = value
+        self._namespace["_claude"] = value
         if out:
-            namespace[out] = value
+            self._namespace[out] = value
 
     def _fill(self, text: str, *, raw: bool) -> str:
         """Fill ``{{ name }}`` templates from the namespace, unless ``--raw``."""
         if raw:
             return text
-        namespace = self.shell.user_ns if self.shell is not None else {}
-        return fill_templates(text, namespace, secrets=api_secrets(os.environ))
+        return fill_templates(text, self._namespace, secrets=api_secrets(os.environ))
 
     # IPython types the name-less form only; older releases leave it untyped.
     @line_magic("claude")  # type: ignore[arg-type, unused-ignore]

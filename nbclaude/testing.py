@@ -1164,7 +1164,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         record = self._record()
         route = urlsplit(self.path).path.rstrip("/")
         if (intercept := self.server.fake.intercept) is not None:
-            self._send_page(record, intercept)
+            self._answer(record, intercept, self._send_page)
         elif route == "/v1/models":
             self._models_page(record)
         elif route.startswith("/v1/models/"):
@@ -1181,7 +1181,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         record = self._record()
         route = urlsplit(self.path).path.rstrip("/")
         if (intercept := self.server.fake.intercept) is not None:
-            self._send_page(record, intercept)
+            self._answer(record, intercept, self._send_page)
         elif route not in ("/v1/messages", "/v1/messages/count_tokens"):
             self._not_found(record)
         elif not isinstance(record.body, dict):
@@ -1252,15 +1252,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             error = ErrorBody("api_error", f"FakeServer default raised {type(exc).__name__}: {exc}")
             self._send_error(record, 500, error)
             return
+        if script.body is not None:
+            self._answer(record, script, self._send_page)
+        elif script.error is not None:
+            self._answer(record, script, self._send_script_error)
+        elif body.get("stream") is True:
+            self._answer(record, script, self._stream)
+        else:
+            self._answer(record, script, self._send_folded)
+
+    def _answer(
+        self,
+        record: RecordedRequest,
+        script: Script,
+        respond: Callable[[RecordedRequest, Script], None],
+    ) -> None:
+        """Answer with ``script`` through ``respond``; however it ends, note how far it got."""
         try:
-            if script.body is not None:
-                self._send_page(record, script)
-            elif script.error is not None:
-                self._send_error(record, script.status, script.error, script.headers)
-            elif body.get("stream") is True:
-                self._stream(record, script)
-            else:
-                self._send_folded(record, script)
+            respond(record, script)
         except _ClientGoneError:
             record._progress.disconnected = True
             self.close_connection = True
@@ -1318,21 +1327,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         }
         self._send_json(record, status, body, headers)
 
+    def _send_script_error(self, record: RecordedRequest, script: Script) -> None:
+        assert script.error is not None
+        self._send_error(record, script.status, script.error, script.headers)
+
     def _send_page(self, record: RecordedRequest, script: Script) -> None:
         """Answer with the script's body as it is, after its pauses."""
         body = script.body or b""
-        try:
-            self._wait(sum(step.seconds for step in script.steps if isinstance(step, Pause)))
-            headers = [("content-length", str(len(body))), *script.headers]
-            self._start_response(record, script.status, headers)
-            self._write(body)
-        except _ClientGoneError:
-            record._progress.disconnected = True
-            self.close_connection = True
-        except _AbortError:
-            self._abort()
-        finally:
-            record._progress.done.set()
+        self._wait(sum(step.seconds for step in script.steps if isinstance(step, Pause)))
+        headers = [("content-length", str(len(body))), *script.headers]
+        self._start_response(record, script.status, headers)
+        self._write(body)
 
     def _send_folded(self, record: RecordedRequest, script: Script) -> None:
         folded = _fold(script)

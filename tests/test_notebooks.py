@@ -76,6 +76,18 @@ def claude_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]
     ]
 
 
+def prompts_in_order(notebook: nbformat.NotebookNode) -> list[str]:
+    """What the notebook's cells ask, in order: ``%%claude`` cells and ``nbclaude.ask``."""
+    prompts = []
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        if cell.source.startswith("%%claude"):
+            prompts.append(cell.source.partition("\n")[2])
+        prompts += re.findall(r'nbclaude\.ask\(\s*"([^"]*)"', cell.source)
+    return prompts
+
+
 def check_saved_outputs(notebook: nbformat.NotebookNode) -> list[str]:
     """Assert what a saved notebook must hold; return each ``%%claude`` cell's HTML."""
     for cell in notebook.cells:
@@ -124,9 +136,8 @@ def test_notebook_runs_against_the_api(path: Path, tmp_path: Path) -> None:
     for html in check_saved_outputs(notebook):
         assert "<table>" in html
         assert "demo" not in html
-    prompts = [cell.source.partition("\n")[2] for cell in claude_cells(notebook)]
     sent = [request.body["messages"][-1]["content"].rstrip("\n") for request in requests]
-    assert sent == prompts
+    assert sent == prompts_in_order(notebook)
     assert all(TEST_KEY in json.dumps(request.headers) for request in requests)
     assert TEST_KEY not in nbformat.writes(notebook)
 

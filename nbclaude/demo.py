@@ -6,7 +6,8 @@ reply. Replies are picked by keywords in the prompt (:func:`canned_reply`) and s
 reading pace. They are labelled as canned on screen: :func:`banner` when the demo starts, and
 the model name :data:`MODEL`, which every reply's usage line shows.
 
-Nothing here imports IPython; the magic decides when to start and stop the server.
+Nothing here imports IPython; the session (``%claude demo``) decides when to start and stop
+the server.
 """
 
 from __future__ import annotations

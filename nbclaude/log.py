@@ -50,7 +50,7 @@ class Run:
     model: str
     """The model that answered, or the model asked for if no answer began."""
     flags: str
-    """The ``%%claude`` line's flags as typed."""
+    """The ``%%claude`` line's flags as typed; empty for a call made with ``nbclaude.ask``."""
     chat: str | None
     """The conversation the call continued, or ``None`` for a one-off cell."""
     request: Mapping[str, Any]

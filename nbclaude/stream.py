@@ -129,16 +129,6 @@ class ReplyBuilder:
         self._by_index: dict[int, BlockProgress] = {}
 
     @property
-    def blocks(self) -> list[BlockProgress]:
-        """The content blocks so far (``progress.blocks``)."""
-        return self.progress.blocks
-
-    @property
-    def chars(self) -> int:
-        """Characters received so far (``progress.chars``)."""
-        return self.progress.chars
-
-    @property
     def started(self) -> bool:
         """Whether the message began (``message_start`` arrived)."""
         return bool(self._start)
@@ -346,17 +336,14 @@ def _read(
 ) -> str | None:
     """Fold the stream into ``builder``; return why it ended early, or ``None``."""
     progress = builder.progress
+    notify = on_progress or _nobody
     try:
         with guard.allowed(), stream:
             if (refused := unexpected_answer(stream.response, "text/event-stream")) is not None:
                 return refused
-            if on_progress is None:
-                for event in stream:
-                    builder.add(event)
-            else:
-                for event in stream:
-                    builder.add(event)
-                    on_progress(progress)
+            for event in stream:
+                builder.add(event)
+                notify(progress)
     except KeyboardInterrupt:
         # Leaving the ``with`` closed the response already: generation (and billing) stops.
         # An interrupt after message_stop, while the response closed, cut nothing short.
@@ -384,6 +371,10 @@ def _read(
         "The stream ended before the reply was finished (no message_stop): "
         "it is incomplete. Run the cell again."
     )
+
+
+def _nobody(progress: Progress) -> None:
+    """Follows a reply that no view shows."""
 
 
 def _warnings_about_the_request(caught: list[warnings.WarningMessage]) -> tuple[str, ...]:

@@ -196,8 +196,8 @@ def test_no_refresh_comes_later_than_its_throttle_allows(
             refreshes = view.refreshes
             return
         resend = view._resend_size()
-        if view._throttle.due(builder.chars - view._shown_chars, resend):
-            late.append(builder.chars)
+        if view._throttle.due(builder.progress.chars - view._shown_chars, resend):
+            late.append(builder.progress.chars)
 
     stream_into_view(long_markdown(30_000), seconds_per_delta, chunk, after_event=check)
     assert refreshes >= 5

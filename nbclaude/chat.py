@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from .attachments import block_placeholder
 from .blocks import kind_of
 from .reply import Reply
 
@@ -194,6 +195,8 @@ def _describe_prompt(prompt: str | Sequence[Mapping[str, Any]]) -> str:
 
 def _describe_block(block: Mapping[str, Any]) -> str:
     kind = kind_of(str(block.get("type")))
+    if (placeholder := block_placeholder(block)) is not None:
+        return placeholder
     if kind.role == "text":
         return str(block.get("text", ""))
     if kind.role == "thinking":

@@ -27,6 +27,7 @@ import httpx2
 from anthropic.types import ModelInfo
 
 from . import stream
+from .attachments import Attachment, Part, check_limits, content_blocks, prompt_parts, redacted
 from .chat import Chats, TurnKey
 from .demo import Demo
 from .errors import BASE_URL_SETTINGS, ClaudeError, RequestError, describe_error, unexpected_answer
@@ -159,7 +160,7 @@ class Session:
 
     def ask(
         self,
-        prompt: str | Sequence[str],
+        prompt: str | Sequence[Part],
         options: Options,
         *,
         display: Display | View = "auto",
@@ -170,7 +171,8 @@ class Session:
         """Send one request, stream the reply into a view, and record it.
 
         Args:
-            prompt: The user's message: text, or several texts sent as one message.
+            prompt: The user's message: text, or text and attachments sent in order as
+                one message.
             options: The checked options.
             display: Where to show the reply (see :data:`Display`), or a view of its own.
             flags: How the call was asked for, for the run log (the ``%%claude`` line).
@@ -193,7 +195,7 @@ class Session:
         chat = self.chats[options.chat] if options.chat else None
         with Interrupts() as interrupts:
             if view is not None:
-                view.start()
+                view.start(_attached(prompt))
             started = self.runs.start()
             reply = stream.run(
                 client,
@@ -202,7 +204,7 @@ class Session:
                 prices=self.settings.prices,
                 interrupts=interrupts,
             )
-            request = {**body, "stream": True}
+            request = redacted({**body, "stream": True})
             self.runs.record(started, request, flags=flags, chat=options.chat, reply=reply)
             if chat is not None:
                 chat.record(turn, content, reply)
@@ -224,7 +226,7 @@ class Session:
         return reply
 
     def request(
-        self, prompt: str | Sequence[str], options: Options, *, turn: TurnKey | None = None
+        self, prompt: str | Sequence[Part], options: Options, *, turn: TurnKey | None = None
     ) -> dict[str, Any]:
         """The body a call with these options would send, ``stream`` aside.
 
@@ -235,20 +237,23 @@ class Session:
             turn: The notebook cell making this turn, if known.
 
         Raises:
+            AttachmentError: If its images or size break one of the API's limits.
             SecretError: If the body would carry the API key.
         """
         chat = self.chats[options.chat] if options.chat else None
         history = chat.history(turn, cache=self.settings.cache_chats) if chat else []
         body = build_body(_content(prompt), options, history)
+        check_limits(body)
         check_no_secrets(body, api_secrets(os.environ))
         return body
 
     def dry_run(
-        self, prompt: str | Sequence[str], options: Options, *, turn: TurnKey | None = None
+        self, prompt: str | Sequence[Part], options: Options, *, turn: TurnKey | None = None
     ) -> DryRun:
         """The request a call would send, with its input tokens counted and priced.
 
         Only the count-tokens endpoint is asked; no message is sent, nothing is logged.
+        Images and documents show as placeholders, never as their base64 data.
 
         Raises:
             ClaudeError: If counting failed or was interrupted.
@@ -271,7 +276,7 @@ class Session:
                 "The API endpoint's answer to count_tokens has no input_tokens: check the "
                 f"base URL ({BASE_URL_SETTINGS})."
             )
-        request = {**body, "stream": True}
+        request = redacted({**body, "stream": True})
         return DryRun(request, tokens, price_for(options.model, self.settings.prices))
 
     def models(self) -> list[ModelInfo]:
@@ -384,14 +389,24 @@ class Session:
         self._clients.clear()
 
 
-def _content(prompt: str | Sequence[str]) -> str | list[dict[str, Any]]:
-    """A user message's content: a string as it is, several as text blocks in order."""
+def _content(prompt: str | Sequence[Part]) -> str | list[dict[str, Any]]:
+    """A user message's content: a string as it is, parts as content blocks in order."""
     if isinstance(prompt, str):
         return prompt
-    texts = list(prompt)
-    if not texts or not all(isinstance(text, str) for text in texts):
-        raise RequestError("A prompt is a string, or a list of strings; nothing was sent.")
-    return [{"type": "text", "text": text} for text in texts]
+    parts = list(prompt)
+    if not all(isinstance(part, str | Attachment) for part in parts):
+        raise RequestError(
+            "A prompt is a string, or a list of strings and attachments; nothing was sent."
+        )
+    blocks = content_blocks(parts)
+    if not blocks:
+        raise RequestError("The prompt is empty; nothing was sent.")
+    return blocks
+
+
+def _attached(prompt: str | Sequence[Part]) -> list[Attachment]:
+    """What a prompt attaches, in order."""
+    return [] if isinstance(prompt, str) else [p for p in prompt if isinstance(p, Attachment)]
 
 
 def _front_end() -> Display:
@@ -462,8 +477,9 @@ def runs() -> RunLog:
 
 
 def ask(
-    prompt: str | Sequence[str],
+    prompt: str | Sequence[Any],
     *,
+    files: Sequence[Any] = (),
     model: str | None = None,
     max_tokens: int | None = None,
     thinking: int | Literal["adaptive"] | None = None,
@@ -492,7 +508,10 @@ def ask(
         print(reply.text, reply.usage_summary.line())
 
     Args:
-        prompt: The message: a string, or a list of strings sent in order.
+        prompt: The message: a string, or a list of strings, images (PIL images,
+            matplotlib figures, ``IPython.display.Image``, PNG/JPEG/GIF/WebP bytes) and
+            ``pathlib.Path`` objects (images, PDFs, text files), sent in order.
+        files: Paths (or images) to attach before the prompt, as ``-f`` does.
         model: A model id or alias (``opus``, ``sonnet``, ``haiku``).
         max_tokens: ``max_tokens``.
         thinking: Extended thinking: a budget (>= 1024, below ``max_tokens``) or
@@ -513,10 +532,12 @@ def ask(
 
     Raises:
         ClaudeError: If the reply is incomplete; its ``reply`` holds what arrived.
-        RequestError: If nothing was sent: a bad option (``OptionError``), the API key in
-            the request (``SecretError``), or no key at all (``NoKeyError``).
+        RequestError: If nothing was sent: a bad option (``OptionError``), a file or image
+            that cannot be sent (``AttachmentError``), the API key in the request
+            (``SecretError``), or no key at all (``NoKeyError``).
     """
     chosen = session or default_session()
+    parts = prompt_parts(prompt, files)
     options = chosen.options(
         model=model,
         max_tokens=max_tokens,
@@ -530,4 +551,4 @@ def ask(
         param=param,
         chat=chat,
     )
-    return chosen.ask(prompt, options, display=display)
+    return chosen.ask(parts, options, display=display)

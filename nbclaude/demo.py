@@ -22,6 +22,7 @@ from typing import Any
 import anthropic
 import httpx2
 
+from .attachments import block_placeholder
 from .testing import (
     Block,
     FakeServer,
@@ -246,8 +247,44 @@ def _prompt(body: Mapping[str, Any]) -> str:
     return ""
 
 
+def _attached(body: Mapping[str, Any]) -> list[str]:
+    """Placeholders of the images and documents in the last user message."""
+    messages = body.get("messages")
+    last = messages[-1] if isinstance(messages, list) and messages else None
+    content = last.get("content") if isinstance(last, dict) else None
+    if not isinstance(content, list):
+        return []
+    found = (block_placeholder(block) for block in content if isinstance(block, dict))
+    return [placeholder for placeholder in found if placeholder is not None]
+
+
+def _attachments_reply(attached: list[str], tokens: int) -> Canned:
+    """What the demo says to a prompt with images or PDFs: what arrived, since it cannot look."""
+    rows = "\n".join(f"| {n} | `{item}` |" for n, item in enumerate(attached, start=1))
+    answer = f"""\
+## What the demo received
+
+No model looks at anything in the offline demo, but your request arrived with
+{len(attached)} attachment{"s" if len(attached) != 1 else ""}, placed where you put
+{"them" if len(attached) != 1 else "it"} in the prompt:
+
+| # | sent as |
+|---|---|
+{rows}
+
+The whole request counts as about **{tokens:,} input tokens** (an image costs about its
+width × height / 750). With `ANTHROPIC_API_KEY` set and `%claude demo off`, Claude reads
+the same blocks: for a plot it describes the axes and the trend, and answers what you
+asked about them.
+"""
+    thinking = "The request carries attachments; the demo can only report what arrived."
+    return Canned(name="attachments", pattern=None, answer=answer, thinking=thinking)
+
+
 def choose(body: Mapping[str, Any]) -> Canned:
     """The canned reply for a request: the first whose keywords the prompt contains.
+
+    A prompt that attaches images or PDFs gets a reply that lists what arrived.
 
     Args:
         body: The JSON body of a ``POST /v1/messages`` request.
@@ -255,6 +292,9 @@ def choose(body: Mapping[str, Any]) -> Canned:
     Returns:
         The matching reply, or the fallback that explains the demo.
     """
+    attached = _attached(body)
+    if attached:
+        return _attachments_reply(attached, estimate_input_tokens(body))
     prompt = _prompt(body).lower()
     for canned in REPLIES:
         if canned.pattern is None or canned.pattern.search(prompt):

@@ -25,6 +25,7 @@ from IPython.display import display
 from traitlets import Bool, Dict, Enum, Float, Integer, Unicode
 
 from . import demo
+from .attachments import Part, from_path
 from .chat import DEFAULT_CHAT, CellTracker
 from .core import DEFAULT_MODEL, Display, Session, Settings
 from .errors import RequestError
@@ -33,7 +34,7 @@ from .log import RunLog
 from .models import models_table
 from .prices import Price
 from .request import EFFORTS, Options, parse_param
-from .templates import fill_templates
+from .templates import fill_prompt, fill_templates
 from .worker import shared_worker
 
 __all__ = ["ClaudeMagics"]
@@ -151,6 +152,13 @@ class ClaudeMagics(Magics):
         help="Any other Messages API parameter, as JSON (repeatable).",
     )
     @argument("-s", "--system", metavar="TEXT", help="System prompt for this cell.")
+    @argument(
+        "-f",
+        "--file",
+        action="append",
+        metavar="PATH",
+        help="Attach an image, PDF or text file before the prompt (repeatable).",
+    )
     @argument("-o", "--out", metavar="NAME", help="Also bind the reply to NAME.")
     @argument(
         "--chat",
@@ -174,7 +182,9 @@ class ClaudeMagics(Magics):
         and ``.usage_summary``. Defaults come from ``%config ClaudeMagics``.
 
         ``{{ name }}`` and ``{{ name.attr }}`` in the prompt and the system prompt are filled
-        from the namespace (a DataFrame as a Markdown table); other braces are sent as typed.
+        from the namespace (a DataFrame as a Markdown table; an image, a matplotlib figure or
+        a ``Path`` to a file as an attachment at that place); other braces are sent as typed.
+        ``-f PATH`` attaches an image, a PDF or a text file before the prompt.
         ``--chat`` continues a conversation; re-running one of its cells replaces that turn
         and the turns after it. Models can be given as ``opus``, ``sonnet`` or ``haiku``.
         ``--param KEY=JSON`` sends any other parameter: ``--param metadata='{"user_id": "u"}'``.
@@ -191,7 +201,7 @@ class ClaudeMagics(Magics):
         session = self._session()
         try:
             options = self._options(session, args)
-            prompt = self._fill(cell, raw=args.raw)
+            prompt = self._prompt(cell, args)
             turn = self.cells.next_key(options.chat) if options.chat else None
             if args.dry_run:
                 dry_run = session.dry_run(prompt, options, turn=turn)
@@ -248,6 +258,17 @@ class ClaudeMagics(Magics):
         self._namespace["_claude"] = value
         if out:
             self._namespace[out] = value
+
+    def _prompt(self, cell: str, args: Any) -> str | list[Part]:
+        """The prompt: the ``-f`` files, then the cell with its templates filled."""
+        files: list[Part] = [from_path(path, source=f"-f {path}") for path in args.file or ()]
+        if args.raw:
+            filled: str | list[Part] = cell
+        else:
+            filled = fill_prompt(cell, self._namespace, secrets=api_secrets(os.environ))
+        if not files:
+            return filled
+        return [*files, *([filled] if isinstance(filled, str) else filled)]
 
     def _fill(self, text: str, *, raw: bool) -> str:
         """Fill ``{{ name }}`` templates from the namespace, unless ``--raw``."""

@@ -12,21 +12,26 @@ module does not import the reply, which displays itself through it.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from html import escape
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from . import images
 from .blocks import kind_of
 from .highlight import HIGHLIGHT_CSS
 from .markdown import render
 
 __all__ = [
     "CSS",
+    "Sent",
     "Shown",
     "block_html",
     "plain_text",
+    "sent_html",
+    "sent_text",
     "static_bundle",
     "static_html",
     "text_bundle",
@@ -42,6 +47,7 @@ CSS = (
 .nbclaude-tool pre { margin: 0.2em 0; max-height: 20em; overflow: auto; }
 .nbclaude-notice { margin: 0.4em 0; padding: 0.3em 0.6em; border-left: 3px solid #d9822b; }
 .nbclaude-usage { margin-top: 0.4em; opacity: 0.7; font-size: 0.85em; }
+.nbclaude-sent figcaption { opacity: 0.7; font-size: 0.85em; }
 """
     + HIGHLIGHT_CSS
 )
@@ -65,6 +71,32 @@ class Shown(Protocol):
 
     def notices(self, *, error: bool = True) -> list[str]:
         """What the user must know beyond the content, one line each."""
+
+
+class Sent(Protocol):
+    """Something a prompt attached, as the view shows it (an ``Attachment`` is one)."""
+
+    @property
+    def kind(self) -> str:
+        """``image``, ``pdf`` or ``text``."""
+
+    @property
+    def data(self) -> bytes:
+        """The bytes sent."""
+
+    @property
+    def media_type(self) -> str:
+        """Their MIME type."""
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """An image's pixels as sent."""
+
+    def placeholder(self) -> str:
+        """A short stand-in: ``[image 800×600 PNG, 41 KB]``."""
+
+    def describe(self) -> str:
+        """The placeholder, and how it was sent."""
 
 
 def safe_href(url: object) -> str | None:
@@ -230,12 +262,60 @@ def notice_html(lines: Iterable[str]) -> str:
     )
 
 
+SMALL_IMAGE = 32 * 1024
+"""Without Pillow to make a thumbnail, an image this small is kept whole as its preview."""
+
+
+def _preview(attachment: Sent) -> str:
+    """An ``<img>`` small enough to keep in a notebook, or nothing if none can be made."""
+    if attachment.kind != "image":
+        return ""
+    made = images.thumbnail(attachment.data)
+    if made is not None:
+        media_type, data = made
+        size = images.sniff(data)
+        pixels = size.size if size is not None else None
+    elif len(attachment.data) <= SMALL_IMAGE:
+        media_type, data, pixels = attachment.media_type, attachment.data, attachment.size
+        if pixels is not None and max(pixels) > images.THUMBNAIL_EDGE:
+            scale = images.THUMBNAIL_EDGE / max(pixels)
+            pixels = (max(1, round(pixels[0] * scale)), max(1, round(pixels[1] * scale)))
+    else:
+        return ""
+    dimensions = f' width="{pixels[0]}" height="{pixels[1]}"' if pixels else ""
+    uri = f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"
+    return f'<img src="{uri}"{dimensions} alt="{escape(attachment.placeholder())}">'
+
+
+def sent_html(sent: Sequence[Sent]) -> str:
+    """What the prompt attached, above the reply: a thumbnail of each image, a caption each.
+
+    Thumbnails are at most :data:`~nbclaude.images.THUMBNAIL_EDGE` pixels on a side, so a
+    saved notebook records what Claude saw without carrying what it was sent.
+    """
+    if not sent:
+        return ""
+    figures = "".join(
+        '<figure style="margin: 0 0.8em 0.4em 0; display: inline-block; vertical-align: top">'
+        f"{_preview(attachment)}<figcaption>{_ascii_html(attachment.describe())}</figcaption>"
+        "</figure>"
+        for attachment in sent
+    )
+    return f'<div class="nbclaude-sent">{figures}</div>'
+
+
+def sent_text(sent: Sequence[Sent]) -> str:
+    """What the prompt attached, as plain text lines (``[sent [image 640×480 PNG, 21 KB]]``)."""
+    return "".join(f"[sent {attachment.describe()}]\n" for attachment in sent)
+
+
 def static_html(
     reply: Shown,
     rendered: Mapping[int, str] | None = None,
     *,
     error: bool = True,
     remote_images: bool = False,
+    sent: Sequence[Sent] = (),
 ) -> str:
     """The whole reply as self-contained, sanitized HTML.
 
@@ -245,6 +325,7 @@ def static_html(
             rendered (see :func:`block_html`).
         error: Show the reply's error as a notice (see ``Reply.notices``).
         remote_images: Whether images in its Markdown load from the network.
+        sent: What the prompt attached, shown above the reply (see :func:`sent_html`).
     """
     done = rendered or {}
     body = "".join(
@@ -252,7 +333,7 @@ def static_html(
         for position, block in enumerate(reply.content)
     )
     return (
-        f'<div class="nbclaude"><style>{CSS}</style>{body}'
+        f'<div class="nbclaude"><style>{CSS}</style>{sent_html(sent)}{body}'
         f"{notice_html(reply.notices(error=error))}{usage_html(reply)}</div>"
     )
 
@@ -265,14 +346,14 @@ def _as_dict(block: Any) -> Mapping[str, Any]:
     return dumped
 
 
-def plain_text(reply: Shown, *, error: bool = True) -> str:
-    """The answer text, followed by any notice in brackets.
+def plain_text(reply: Shown, *, error: bool = True, sent: Sequence[Sent] = ()) -> str:
+    """What was attached, the answer text, and any notice in brackets.
 
-    A reply with neither is its status line, never an empty output.
+    A reply with neither text nor notice is its status line, never an empty output.
     """
     extra = "".join(f"\n\n[{line}]" for line in reply.notices(error=error))
     text = reply.text + extra if reply.text else extra.lstrip("\n")
-    return text or reply.status_line
+    return sent_text(sent) + (text or reply.status_line)
 
 
 def static_bundle(
@@ -281,6 +362,7 @@ def static_bundle(
     *,
     error: bool = True,
     remote_images: bool = False,
+    sent: Sequence[Sent] = (),
 ) -> dict[str, str]:
     """The MIME bundle a finished cell keeps: ``text/html`` and ``text/plain``.
 
@@ -289,21 +371,21 @@ def static_bundle(
         rendered: Markdown already rendered, by block position (see :func:`static_html`).
         error: Show the reply's error as a notice.
         remote_images: Whether images in its Markdown load from the network.
+        sent: What the prompt attached, shown above the reply.
     """
-    return {
-        "text/html": static_html(reply, rendered, error=error, remote_images=remote_images),
-        "text/plain": plain_text(reply, error=error),
-    }
+    html = static_html(reply, rendered, error=error, remote_images=remote_images, sent=sent)
+    return {"text/html": html, "text/plain": plain_text(reply, error=error, sent=sent)}
 
 
-def text_bundle(reply: Shown, *, error: bool = True) -> dict[str, str]:
+def text_bundle(reply: Shown, *, error: bool = True, sent: Sequence[Sent] = ()) -> dict[str, str]:
     """The reply's text as it came, without rendering it: cheap, whatever its length.
 
     Shown when the user interrupts the rendering of the static view: the reply must not
     be lost, and rendering it again is what was interrupted.
     """
     html = (
-        f'<div class="nbclaude"><pre style="white-space: pre-wrap">{escape(reply.text)}</pre>'
+        f'<div class="nbclaude">{sent_html(sent)}'
+        f'<pre style="white-space: pre-wrap">{escape(reply.text)}</pre>'
         f"{notice_html(reply.notices(error=error))}{usage_html(reply)}</div>"
     )
-    return {"text/html": html, "text/plain": plain_text(reply, error=error)}
+    return {"text/html": html, "text/plain": plain_text(reply, error=error, sent=sent)}

@@ -4,8 +4,9 @@ Templating is deliberately narrow, so that prompts full of code survive: only
 ``{{ name }}`` and ``{{ name.attr.attr }}`` (optional spaces or tabs inside the braces) are
 templates. Single braces, ``{}``, ``{0}``, f-strings, JSON, ``{{{x}}}``, ``{{ x + 1 }}`` and
 ``{{ not a name }}`` are sent exactly as typed. Values are inserted verbatim: a value that
-contains ``{{ y }}`` is not filled again. The namespace is just a mapping: nothing here
-imports IPython.
+contains ``{{ y }}`` is not filled again. In a prompt, a value that is an image or a
+``Path`` to a file becomes an attachment at its place (:func:`fill_prompt`). The namespace is
+just a mapping: nothing here imports IPython.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .attachments import Attachment, Part, attachment_of
 from .errors import RequestError
 from .keys import SecretError
 from .reply import Reply
@@ -25,6 +27,7 @@ __all__ = [
     "TABLE_COLUMNS",
     "TABLE_ROWS",
     "TemplateError",
+    "fill_prompt",
     "fill_templates",
     "format_value",
     "markdown_table",
@@ -68,11 +71,56 @@ def template_names(text: str) -> list[str]:
     return [match["path"] for match in _TEMPLATE.finditer(text) if _is_template(match["path"])]
 
 
+def fill_prompt(
+    text: str, namespace: Mapping[str, Any], *, secrets: Sequence[str] = ()
+) -> str | list[Part]:
+    """Fill the templates of a prompt, where a value may be an image, a PDF or a file.
+
+    A value that :func:`~nbclaude.attachments.attachment_of` makes an attachment (an image,
+    a ``Path`` to a file) becomes one at its place; every other value is text, as in
+    :func:`fill_templates`.
+
+    Args:
+        text: The prompt.
+        namespace: Where names are looked up.
+        secrets: Credentials no value may contain.
+
+    Returns:
+        The filled text when nothing is attached, else text and attachments in order.
+
+    Raises:
+        TemplateError: As :func:`fill_templates`.
+        SecretError: As :func:`fill_templates`.
+        AttachmentError: If a value is an image or file that cannot be sent.
+    """
+    parts: list[Part] = []
+    pending: list[str] = []
+    last = 0
+    for match in _TEMPLATE.finditer(text):
+        path = match["path"]
+        if not _is_template(path):
+            continue
+        pending.append(text[last : match.start()])
+        last = match.end()
+        value = _lookup(path, namespace)
+        attached = attachment_of(value, f"{{{{ {path} }}}}")
+        if attached is None:
+            pending.append(_formatted(path, value, secrets))
+            continue
+        parts += ["".join(pending), attached]
+        pending = []
+    pending.append(text[last:])
+    if not parts:
+        return "".join(pending)
+    return [*parts, "".join(pending)]
+
+
 def fill_templates(text: str, namespace: Mapping[str, Any], *, secrets: Sequence[str] = ()) -> str:
     """Replace each ``{{ name }}`` and ``{{ name.attr }}`` with its value from ``namespace``.
 
     Everything else, braces included, is kept exactly. Values are formatted by
-    :func:`format_value` and not filled again.
+    :func:`format_value` and not filled again; a ``Path`` to a text file is its text. This
+    fills text that must stay text, such as the system prompt.
 
     Args:
         text: A prompt or system prompt.
@@ -83,24 +131,30 @@ def fill_templates(text: str, namespace: Mapping[str, Any], *, secrets: Sequence
         The filled text.
 
     Raises:
-        TemplateError: If a name is not defined, an attribute is missing, or reading or
-            formatting a value failed.
+        TemplateError: If a name is not defined, an attribute is missing, reading or
+            formatting a value failed, or a value is an image or a PDF.
         SecretError: If a value contains one of ``secrets`` (``{{ os.environ }}``).
     """
-
-    def fill(match: re.Match[str]) -> str:
-        path = match["path"]
-        if not _is_template(path):
-            return match[0]
-        value = format_value(_lookup(path, namespace))
-        if any(secret in value for secret in secrets):
-            raise SecretError(
-                f"{{{{ {path} }}}}: its value contains your API key, which is never sent or "
-                "shown. Fill in something without it. Nothing was sent."
+    filled = fill_prompt(text, namespace, secrets=secrets)
+    if isinstance(filled, str):
+        return filled
+    for part in filled:
+        if isinstance(part, Attachment) and part.kind != "text":
+            raise TemplateError(
+                f"{part.name}: {part.placeholder()} cannot go in the system prompt; put it "
+                "in the prompt. Nothing was sent."
             )
-        return value
+    return "".join(part if isinstance(part, str) else str(part.block()["text"]) for part in filled)
 
-    return _TEMPLATE.sub(fill, text)
+
+def _formatted(path: str, value: Any, secrets: Sequence[str]) -> str:
+    formatted = format_value(value)
+    if any(secret in formatted for secret in secrets):
+        raise SecretError(
+            f"{{{{ {path} }}}}: its value contains your API key, which is never sent or "
+            "shown. Fill in something without it. Nothing was sent."
+        )
+    return formatted
 
 
 def _lookup(path: str, namespace: Mapping[str, Any]) -> Any:

@@ -23,18 +23,22 @@ A reply is a `Script`: an HTTP status, headers and a sequence of steps (SSE
 events, raw bytes, pauses and a cut of the connection). Builders such as
 `text_reply`, `reply`, `error_after` and `replay` make the common ones.
 
-Only the standard library is imported, so the server runs in any interpreter.
+Only the standard library is imported (and :mod:`nbclaude.images`, which reads image
+headers with it), so the server runs in any interpreter.
 Run ``python -m nbclaude.testing`` to serve the default reply by hand.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import contextlib
 import hashlib
 import http.server
 import json
 import math
+import re
 import secrets
 import select
 import signal
@@ -49,6 +53,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeAlias
 from urllib.parse import parse_qs, urlsplit
+
+from .images import sniff
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -1037,8 +1043,19 @@ def _text_length(value: Any) -> int:
     return 0
 
 
+IMAGE_PIXELS_PER_TOKEN = 750
+"""The fake counts an image as its pixels over this, the API's published estimate."""
+
+PDF_PAGE_TOKENS = 1500
+"""The fake counts each page of a PDF as this many tokens (its text and its image)."""
+
+IMAGE_BYTES_LIMIT = 5 * 1024 * 1024
+"""The most base64 characters the fake accepts for one image, as the API."""
+
+
 def estimate_input_tokens(body: Mapping[str, Any]) -> int:
-    """About four characters a token over a request's system prompt and messages.
+    """About four characters a token over a request's system prompt and messages, plus
+    each image's pixels over 750 and 1,500 tokens a PDF page.
 
     This is what ``count_tokens`` answers and what scripted replies report as input.
 
@@ -1052,7 +1069,79 @@ def estimate_input_tokens(body: Mapping[str, Any]) -> int:
     chars = _text_length(body.get("system")) + sum(
         _text_length(m.get("content")) for m in messages if isinstance(m, dict)
     )
-    return _estimate_tokens(chars)
+    attached = sum(_attachment_tokens(block) for _, block in _content_blocks(body))
+    return _estimate_tokens(chars) + attached
+
+
+def _content_blocks(body: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each content block of the request's messages, with where it is (``messages.0.content.1``)."""
+    for i, message in enumerate(body.get("messages") or ()):
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            for j, block in enumerate(content):
+                if isinstance(block, dict):
+                    yield f"messages.{i}.content.{j}", block
+
+
+def _base64_data(block: Mapping[str, Any]) -> bytes | None:
+    source = block.get("source")
+    if not isinstance(source, dict) or source.get("type") != "base64":
+        return None
+    try:
+        return base64.b64decode(str(source.get("data", "")), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _attachment_tokens(block: Mapping[str, Any]) -> int:
+    data = _base64_data(block)
+    if data is None:
+        return 0
+    if block.get("type") == "image":
+        sniffed = sniff(data)
+        if sniffed is None or sniffed.size is None:
+            return 0
+        width, height = sniffed.size
+        return math.ceil(width * height / IMAGE_PIXELS_PER_TOKEN)
+    if block.get("type") == "document":
+        return PDF_PAGE_TOKENS * max(1, len(re.findall(rb"/Type\s*/Page(?!s)", data)))
+    return 0
+
+
+def _invalid_content(body: Mapping[str, Any]) -> str | None:
+    """What the API would refuse in the request's images and documents, as it says it."""
+    for where, block in _content_blocks(body):
+        kind = block.get("type")
+        source = block.get("source")
+        if kind not in ("image", "document") or not isinstance(source, dict):
+            continue
+        if source.get("type") != "base64":
+            continue
+        place = f"{where}.{kind}.source.base64"
+        data = _base64_data(block)
+        if data is None:
+            return f"{place}.data: invalid base64 data"
+        declared = source.get("media_type")
+        if kind == "document":
+            if declared != "application/pdf" or not data.startswith(b"%PDF-"):
+                return f"{place}.data: The PDF specified was not valid."
+            continue
+        if len(str(source.get("data"))) > IMAGE_BYTES_LIMIT:
+            return (
+                f"{place}: image exceeds 5 MB maximum: {len(str(source.get('data')))} bytes > "
+                f"{IMAGE_BYTES_LIMIT} bytes"
+            )
+        sniffed = sniff(data)
+        if sniffed is None:
+            return f"{place}: Could not process image"
+        if sniffed.media_type != declared:
+            return (
+                f"{place}: Image does not match the provided media type {declared}: "
+                f"it is {sniffed.media_type}"
+            )
+        if sniffed.size is not None and max(sniffed.size) > 8000:
+            return f"{place}: image dimensions exceed max allowed size: 8000 pixels"
+    return None
 
 
 def _default_reply(body: Mapping[str, Any]) -> Script:
@@ -1187,6 +1276,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         elif not isinstance(record.body, dict):
             error = ErrorBody("invalid_request_error", "The request body is not a JSON object.")
             self._send_error(record, 400, error)
+        elif (invalid := _invalid_content(record.body)) is not None:
+            self._send_error(record, 400, ErrorBody("invalid_request_error", invalid))
         elif route == "/v1/messages":
             self._messages(record, record.body)
         else:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from typing import Protocol, TextIO
 
+from .attachments import Attachment
 from .reply import Reply
 from .stream import BlockProgress, Progress
 
@@ -28,8 +30,13 @@ class View(Protocol):
     the reply and marks it incomplete, but does not repeat the error.
     """
 
-    def start(self) -> None:
-        """Show that something is happening, before the request is sent."""
+    def start(self, sent: Sequence[Attachment] = ()) -> None:
+        """Show that something is happening, before the request is sent.
+
+        Args:
+            sent: What the prompt attaches (images, PDFs, files), in order, so the view can
+                show what Claude was sent.
+        """
 
     def progress(self, record: Progress) -> None:
         """Called after every stream event with how far the reply got; must be cheap."""
@@ -57,8 +64,13 @@ class TerminalView:
     def _out(self) -> TextIO:
         return self._stream or sys.stdout
 
-    def start(self) -> None:
-        """Nothing to show before the first token in a terminal."""
+    def start(self, sent: Sequence[Attachment] = ()) -> None:
+        """List what the prompt attaches, one placeholder a line; nothing else to show yet."""
+        for attachment in sent:
+            self._out.write(f"[sent {attachment.describe()}]\n")
+        if sent:
+            self._out.write("\n")
+            self._out.flush()
 
     def progress(self, record: Progress) -> None:
         """Print the deltas that arrived since the last event; a tool's input once whole."""

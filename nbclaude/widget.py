@@ -22,15 +22,16 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import ipywidgets as widgets
 from IPython.display import DisplayHandle, display
 from ipywidgets.widgets.widget_string import HTMLMathStyle, HTMLStyle
 
+from .attachments import Attachment
 from .markdown import IncrementalRenderer, Update
 from .reply import Reply
-from .static import CSS, block_html, static_bundle, text_bundle, thinking_html
+from .static import CSS, block_html, sent_html, static_bundle, text_bundle, thinking_html
 from .stream import BlockProgress, Progress
 from .worker import RemoteRenderer, RenderWorker, WorkerError
 
@@ -279,6 +280,7 @@ class WidgetView:
         self._shown_chars = 0
         self._record: Progress | None = None
         self._handle: DisplayHandle | None = None
+        self._sent: tuple[Attachment, ...] = ()
         self.refreshes = 0
         """How many times the widget was refreshed while streaming."""
 
@@ -293,8 +295,15 @@ class WidgetView:
         thinking = self._thinking_segments
         return self._body_segments.resend_size + (thinking.resend_size if thinking else 0)
 
-    def start(self) -> None:
-        """Display the empty widget (with a display id, so it can be replaced)."""
+    def start(self, sent: Sequence[Attachment] = ()) -> None:
+        """Display the empty widget (with a display id, so it can be replaced).
+
+        Args:
+            sent: What the prompt attaches: shown above the reply, in the static view too.
+        """
+        self._sent = tuple(sent)
+        if sent:
+            self.root.children = (self._css, self._html(sent_html(sent)), self.body, self.footer)
         self._started = self._clock()
         self._handle = display(self.root, display_id=True)
 
@@ -432,14 +441,18 @@ class WidgetView:
     def finish(self, reply: Reply) -> None:
         """Replace the widget with the static view and close it."""
         bundle = static_bundle(
-            reply, self._rendered(), error=False, remote_images=self._remote_images
+            reply,
+            self._rendered(),
+            error=False,
+            remote_images=self._remote_images,
+            sent=self._sent,
         )
         self._replace(bundle)
         self._close()
 
     def abandon(self, reply: Reply) -> None:
         """Replace the widget with the reply's plain text, and close it."""
-        self._replace(text_bundle(reply, error=False))
+        self._replace(text_bundle(reply, error=False, sent=self._sent))
         self._close()
 
     def _replace(self, bundle: dict[str, str]) -> None:

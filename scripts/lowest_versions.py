@@ -19,13 +19,20 @@ _REQUIREMENT = re.compile(r"^\s*(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?P<speci
 _FLOOR = re.compile(r">=\s*(?P<version>[0-9][^,\s]*)")
 
 
+PRODUCT_EXTRAS = ("images",)
+"""Optional dependencies that are part of the product, not of its tests: pinned too."""
+
+
 def lowest_pins(pyproject: Path) -> list[str]:
-    """``name==floor`` for each dependency of ``[project]``, in the order declared.
+    """``name==floor`` for each dependency of ``[project]`` and of the product's extras, in
+    the order declared.
 
     Raises:
         SystemExit: If a dependency has no ``>=`` floor: there is no lowest to test.
     """
-    dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    project = tomllib.loads(pyproject.read_text())["project"]
+    extras = project.get("optional-dependencies", {})
+    dependencies = [*project["dependencies"], *(r for e in PRODUCT_EXTRAS for r in extras[e])]
     pins = []
     for requirement in dependencies:
         match = _REQUIREMENT.match(requirement)

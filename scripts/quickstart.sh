@@ -12,7 +12,7 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet -e ".[lab]"
+"$venv/bin/python" -m pip install --quiet -e ".[lab,images]"
 
 if [ -z "${ANTHROPIC_API_KEY:-}" ]; then
   echo "No ANTHROPIC_API_KEY: the notebook will run the offline demo with canned replies."

@@ -29,10 +29,10 @@ pytest_args=()
 if [ "$lowest" = 1 ]; then
   "$venv/bin/python" scripts/lowest_versions.py > "$venv/lowest-versions.txt"
   echo "Testing the lowest versions: $(tr '\n' ' ' < "$venv/lowest-versions.txt")"
-  "$venv/bin/python" -m pip install --quiet -e ".[test]" -c "$venv/lowest-versions.txt"
+  "$venv/bin/python" -m pip install --quiet -e ".[test,images]" -c "$venv/lowest-versions.txt"
   pytest_args=(-m "not browser")
 else
-  "$venv/bin/python" -m pip install --quiet --upgrade --upgrade-strategy eager -e ".[test,browser]"
+  "$venv/bin/python" -m pip install --quiet --upgrade --upgrade-strategy eager -e ".[test,images,browser]"
 fi
 
 "$venv/bin/ruff" check .

@@ -637,3 +637,46 @@ def test_injected_html_and_script_run_nothing(lab: Lab, watched: Watched) -> Non
     # Only the control's image was requested off 127.0.0.1; the reply's remote image
     # stayed a link and nothing fetched it.
     assert set(watched.refused) == {CONTROL_IMAGE}
+
+
+SENT_IMAGES_JS = """(cell) => [...cell.querySelectorAll('.jp-OutputArea img')].map((img) => ({
+  src: img.src.slice(0, 22), width: img.naturalWidth, shown: img.getBoundingClientRect().width,
+}))"""
+"""What each image in a cell's output is, and whether the browser could draw it."""
+
+
+def test_what_a_prompt_sent_shows_as_a_thumbnail_even_in_an_untrusted_notebook(
+    lab: Lab, watched: Watched
+) -> None:
+    name = "plot.ipynb"
+    path = write_notebook(
+        lab,
+        name,
+        "%load_ext nbclaude",
+        "import matplotlib.pyplot as plt\n"
+        "fig, ax = plt.subplots()\nax.plot([0, 1, 2, 3, 3.2, 3.3])\nplt.close(fig)",
+        "%%claude\nHere is my plot: {{ fig }}\nWhy does the curve flatten after x = 3?",
+    )
+    lab.api.enqueue(text_reply("## It saturates\n\nThe growth slows down.", chunk_size=8))
+    page = watched.page
+    cells = open_notebook(page, lab, name)
+    wait_for_kernel(page)
+    for index in (0, 1):
+        run_cell(cells, index)
+        wait_for_prompt(cells, index, f"[{index + 1}]:")
+    run_cell(cells, 2)
+    watch_stream(cells, 2)
+    (thumbnail,) = cells.nth(2).evaluate(SENT_IMAGES_JS)
+    assert thumbnail == {"src": "data:image/png;base64,", "width": 160, "shown": 160}
+    assert "[image 640×480 PNG, " in cells.nth(2).inner_text()
+    if (screenshot := screenshot_path("attachments.png")) is not None:
+        cells.nth(2).screenshot(path=str(screenshot))
+
+    # A notebook someone else saved is untrusted: JupyterLab sanitizes its HTML outputs.
+    saved = save(page, path, "It saturates")
+    (lab.root / "shared.ipynb").write_text(json.dumps(saved), encoding="utf-8")
+    cells = open_notebook(page, lab, "shared.ipynb")
+    cells.nth(2).locator(".nbclaude h2").first.wait_for()
+    (thumbnail,) = cells.nth(2).evaluate(SENT_IMAGES_JS)
+    assert thumbnail == {"src": "data:image/png;base64,", "width": 160, "shown": 160}
+    assert unexpected_errors(watched) == []

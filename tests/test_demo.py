@@ -15,9 +15,11 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from nbclaude import Reply, demo
+from nbclaude.attachments import attachment_of
 from nbclaude.markdown import render
 from nbclaude.testing import FakeServer, Pause, SSEEvent
 
+from .attachment_files import image_bytes
 from .conftest import ROOT, TEST_KEY, run
 
 QUICKSTART = ROOT / "notebooks" / "quickstart.ipynb"
@@ -185,7 +187,20 @@ def test_help_lists_the_demo(ip: InteractiveShell) -> None:
 
 @pytest.mark.parametrize(("line", "prompt"), claude_cells(QUICKSTART), ids=lambda value: value[:30])
 def test_every_quickstart_prompt_has_a_fitting_reply(line: str, prompt: str) -> None:
-    assert demo.choose(body(prompt)).pattern is not None, "falls back to the generic reply"
+    if "{{ fig }}" not in prompt:
+        assert demo.choose(body(prompt)).pattern is not None, "falls back to the generic reply"
+        return
+    # The plot is sent as an image: the demo says what arrived, since it cannot look.
+    before, _, after = prompt.partition("{{ fig }}")
+    plot = attachment_of(image_bytes(500, 300), "{{ fig }}")
+    assert plot is not None
+    content = [{"type": "text", "text": before}, plot.block(), {"type": "text", "text": after}]
+    canned = demo.choose(body(content))  # type: ignore[arg-type]
+    assert canned.name == "attachments"
+    assert "| 1 | `[image 500×300 PNG, " in canned.answer
+    tokens = re.search(r"about \*\*(\d+) input tokens\*\*", canned.answer)
+    assert tokens is not None
+    assert int(tokens[1]) > 500 * 300 // 750  # the image's tokens, and the text's
 
 
 def test_list_vs_tuple_has_a_heading_a_table_and_code() -> None:

@@ -76,16 +76,32 @@ def claude_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]
     ]
 
 
+ATTACHED = "[attached]"
+"""Where a prompt had an image: its ``{{ name }}`` in a cell, its block in a request."""
+
+
 def prompts_in_order(notebook: nbformat.NotebookNode) -> list[str]:
-    """What the notebook's cells ask, in order: ``%%claude`` cells and ``nbclaude.ask``."""
+    """What the notebook's cells ask, in order: ``%%claude`` cells and ``nbclaude.ask``.
+
+    The notebooks template nothing but images: each ``{{ name }}`` is :data:`ATTACHED`.
+    """
     prompts = []
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
         if cell.source.startswith("%%claude"):
-            prompts.append(cell.source.partition("\n")[2])
+            prompt = cell.source.partition("\n")[2]
+            prompts.append(re.sub(r"\{\{ *[\w.]+ *\}\}", ATTACHED, prompt))
         prompts += re.findall(r'nbclaude\.ask\(\s*"([^"]*)"', cell.source)
     return prompts
+
+
+def sent_prompt(content: str | list[dict[str, Any]]) -> str:
+    """A request's prompt as text, each image in it :data:`ATTACHED`."""
+    if isinstance(content, str):
+        return content.rstrip("\n")
+    parts = [block["text"] if block["type"] == "text" else ATTACHED for block in content]
+    return "".join(parts).rstrip("\n")
 
 
 def check_saved_outputs(notebook: nbformat.NotebookNode) -> list[str]:
@@ -112,6 +128,11 @@ def test_notebook_runs_in_the_offline_demo(path: Path, tmp_path: Path) -> None:
         assert "<h2>" in html or "<p>" in html
     banner = notebook.cells[1].outputs[0].data["text/plain"]
     assert "canned replies" in banner
+    # The cell that asks about a plot sent it, and keeps a thumbnail of it.
+    (plot,) = [cell for cell in claude_cells(notebook) if "{{ fig }}" in cell.source]
+    html = plot.outputs[-1].data["text/html"]
+    assert '<img src="data:image/png;base64,' in html
+    assert "<code>[image 500×300 PNG, " in html  # the demo lists what arrived
 
 
 def fake_answer(body: dict[str, Any]) -> Script:
@@ -136,7 +157,7 @@ def test_notebook_runs_against_the_api(path: Path, tmp_path: Path) -> None:
     for html in check_saved_outputs(notebook):
         assert "<table>" in html
         assert "demo" not in html
-    sent = [request.body["messages"][-1]["content"].rstrip("\n") for request in requests]
+    sent = [sent_prompt(request.body["messages"][-1]["content"]) for request in requests]
     assert sent == prompts_in_order(notebook)
     assert all(TEST_KEY in json.dumps(request.headers) for request in requests)
     assert TEST_KEY not in nbformat.writes(notebook)

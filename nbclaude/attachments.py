@@ -325,12 +325,20 @@ def _base64_sources(body: Mapping[str, Any]) -> Iterator[tuple[dict[str, Any], d
     """Each image or document block carrying base64 data, and its source, in ``body``."""
     for message in body.get("messages") or ():
         content = message.get("content") if isinstance(message, Mapping) else None
-        if not isinstance(content, list):
+        if isinstance(content, list):
+            yield from _sources_in(content)
+
+
+def _sources_in(blocks: list[Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """The base64 blocks among ``blocks``, and inside the tool results among them."""
+    for block in blocks:
+        if not isinstance(block, dict):
             continue
-        for block in content:
-            source = block.get("source") if isinstance(block, dict) else None
-            if isinstance(source, dict) and source.get("type") == "base64":
-                yield block, source
+        source = block.get("source")
+        if isinstance(source, dict) and source.get("type") == "base64":
+            yield block, source
+        elif isinstance(block.get("content"), list):  # a tool's result: an image it returned
+            yield from _sources_in(block["content"])
 
 
 def _decoded(source: Mapping[str, Any]) -> bytes:

@@ -59,12 +59,17 @@ class Turn:
     """The assistant's content blocks in the API's shape, thinking signatures included."""
     model: str
     """The model that answered."""
+    between: tuple[Mapping[str, Any], ...] = ()
+    """A tool loop's messages between the prompt and the answer: Claude's calls of the
+    user's tools, and their results, in turn."""
 
     def messages(self) -> list[dict[str, Any]]:
-        """The turn as two Messages API messages, user then assistant (fresh copies)."""
+        """The turn as Messages API messages, user first and the answer last (fresh copies):
+        two, or more when Claude called the user's tools in between."""
         prompt = self.prompt if isinstance(self.prompt, str) else copy.deepcopy(list(self.prompt))
         return [
             {"role": "user", "content": prompt},
+            *(copy.deepcopy(dict(message)) for message in self.between),
             {"role": "assistant", "content": copy.deepcopy(list(self.content))},
         ]
 
@@ -166,7 +171,15 @@ class Conversation:
             return False
         del self._turns[self.position(key) :]
         sent = prompt if isinstance(prompt, str) else tuple(copy.deepcopy(list(prompt)))
-        self._turns.append(Turn(key, sent, content, reply.model))
+        between = tuple(
+            message
+            for round_ in reply.rounds[:-1]
+            for message in (
+                {"role": "assistant", "content": list(assistant_content(round_.reply))},
+                {"role": "user", "content": [call.block() for call in round_.calls]},
+            )
+        )
+        self._turns.append(Turn(key, sent, content, reply.model, between))
         return True
 
     def clear(self) -> None:
@@ -182,6 +195,9 @@ class Conversation:
         for number, turn in enumerate(self._turns, start=1):
             cell = f" · cell {turn.key[0]}" if turn.key is not None else ""
             lines += ["", f"── {number} · user{cell}", _describe_prompt(turn.prompt)]
+            for message in turn.between:
+                lines += ["", f"── {number} · {message['role']} · tools"]
+                lines += [_describe_block(block) for block in message["content"]]
             lines += ["", f"── {number} · assistant · {turn.model}"]
             lines += [_describe_block(block) for block in turn.content]
         return "\n".join(lines)

@@ -16,8 +16,10 @@ button cuts the request or the rendering short, never the steps that keep the re
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -25,10 +27,12 @@ from typing import Any, Literal
 import anthropic
 import httpx2
 from anthropic.types import ModelInfo
+from pydantic import BaseModel
 
 from . import stream
 from .attachments import Attachment, Part, check_limits, content_blocks, prompt_parts, redacted
-from .chat import Chats, TurnKey
+from .blocks import kind_of
+from .chat import Chats, TurnKey, assistant_content
 from .demo import Demo
 from .errors import BASE_URL_SETTINGS, ClaudeError, RequestError, describe_error, unexpected_answer
 from .interrupts import Interrupts
@@ -36,8 +40,11 @@ from .keys import api_secrets, check_no_secrets
 from .log import RunLog
 from .models import resolve_model
 from .prices import DryRun, Price, price_for
-from .reply import Reply
+from .reply import Reply, Round, ToolCall
 from .request import Options, build_body, sdk_arguments
+from .stream import BlockProgress, Progress
+from .structured import schema_of
+from .tools import Tool, call_tool, tools_of
 from .view import TerminalView, View
 from .worker import shared_worker
 
@@ -65,6 +72,19 @@ NO_KEY = (
     "No API key: set the ANTHROPIC_API_KEY environment variable before starting Jupyter, "
     "or in a cell with `os.environ['ANTHROPIC_API_KEY'] = getpass.getpass()` "
     "(never type the key into a cell you save). Nothing was sent."
+)
+
+ROUND_LIMIT = (
+    "Claude asked for another tool call after {rounds} round{s}, the --max-tool-rounds "
+    "limit: the exchange so far is kept. Raise --max-tool-rounds to let it go on."
+)
+
+INTERRUPTED_TOOL = (
+    "Interrupted while {name} ran: the tool loop stopped; the rounds so far are kept."
+)
+
+KEY_IN_RESULT = (
+    "The result contains the API key, so it was not sent or shown; return something without it."
 )
 
 INTERRUPTED_WHILE_SHOWN = (
@@ -196,16 +216,7 @@ class Session:
         with Interrupts() as interrupts:
             if view is not None:
                 view.start(_attached(prompt))
-            started = self.runs.start()
-            reply = stream.run(
-                client,
-                sdk_arguments(client.messages.create, body),
-                on_progress=None if view is None else view.progress,
-                prices=self.settings.prices,
-                interrupts=interrupts,
-            )
-            request = redacted({**body, "stream": True})
-            self.runs.record(started, request, flags=flags, chat=options.chat, reply=reply)
+            reply = self._exchange(client, body, options, view, interrupts, flags=flags)
             if chat is not None:
                 chat.record(turn, content, reply)
             if keep is not None:
@@ -224,6 +235,63 @@ class Session:
             if interrupted or interrupts.held:
                 raise ClaudeError(INTERRUPTED_WHILE_SHOWN, reply=reply)
         return reply
+
+    def _exchange(
+        self,
+        client: anthropic.Anthropic,
+        body: dict[str, Any],
+        options: Options,
+        view: View | None,
+        interrupts: Interrupts,
+        *,
+        flags: str,
+    ) -> Reply:
+        """Send the request; while Claude asks for the user's tools, call them and send the
+        results back, each round streaming into the same view below the last.
+
+        Every request is recorded in the run log. The reply returned is the last one, with
+        the rounds before it, the usage of all, and its text parsed by the schema if any.
+        """
+        began = time.monotonic()
+        progress = Progress()
+        on_progress = None if view is None else view.progress
+        earlier: list[Round] = []
+        while True:
+            started = self.runs.start()
+            reply = stream.run(
+                client,
+                sdk_arguments(client.messages.create, body),
+                on_progress=on_progress,
+                prices=self.settings.prices,
+                interrupts=interrupts,
+                progress=progress,
+            )
+            request = redacted({**body, "stream": True})
+            self.runs.record(started, request, flags=flags, chat=options.chat, reply=reply)
+            error = reply.error
+            if error or reply.stop_reason != "tool_use" or not options.tools:
+                break
+            if len(earlier) == options.max_tool_rounds:
+                rounds = options.max_tool_rounds
+                error = ROUND_LIMIT.format(rounds=rounds, s="" if rounds == 1 else "s")
+                break
+            calls, interrupted = _call_tools(options.tools, reply, interrupts, progress)
+            if on_progress is not None:
+                on_progress(progress)
+            if interrupted is not None:
+                error = INTERRUPTED_TOOL.format(name=interrupted)
+                break
+            earlier.append(Round(reply, tuple(calls)))
+            exchange = [
+                {"role": "assistant", "content": list(assistant_content(reply))},
+                {"role": "user", "content": [call.block() for call in calls]},
+            ]
+            body = {**body, "messages": [*body["messages"], *exchange]}
+        parsed = None
+        if options.schema is not None and error is None:
+            parsed, error = options.schema.parse(reply.text)
+        duration = time.monotonic() - began
+        return reply.concluding(earlier, error=error, parsed=parsed, duration=duration)
 
     def request(
         self, prompt: str | Sequence[Part], options: Options, *, turn: TurnKey | None = None
@@ -404,6 +472,38 @@ def _content(prompt: str | Sequence[Part]) -> str | list[dict[str, Any]]:
     return blocks
 
 
+def _call_tools(
+    tools: Sequence[Tool], reply: Reply, interrupts: Interrupts, progress: Progress
+) -> tuple[list[ToolCall], str | None]:
+    """Call each of the user's tools the reply asks for, in order, each result shown as it
+    comes (added to ``progress``).
+
+    Returns:
+        The calls, and the name of the tool an interrupt stopped, if one did: the calls
+        after it are not made.
+    """
+    calls: list[ToolCall] = []
+    secrets = api_secrets(os.environ)
+    for block in assistant_content(reply):
+        if block.get("type") != "tool_use":
+            continue  # server tools ran on the API's side
+        try:
+            with interrupts.allowed():
+                call = call_tool(tools, block)
+        except KeyboardInterrupt:
+            return calls, str(block.get("name"))
+        sent = json.dumps(call.block(), ensure_ascii=False) + call.shown
+        if any(secret in sent for secret in secrets):
+            call = ToolCall(
+                call.id, call.name, call.input, None, True, KEY_IN_RESULT, KEY_IN_RESULT
+            )
+        calls.append(call)
+        shown = call.shown_block()
+        progress.blocks.append(BlockProgress(-1, kind_of("tool_result"), shown, stopped=True))
+        progress.chars += len(call.shown)
+    return calls, None
+
+
 def _attached(prompt: str | Sequence[Part]) -> list[Attachment]:
     """What a prompt attaches, in order."""
     return [] if isinstance(prompt, str) else [p for p in prompt if isinstance(p, Attachment)]
@@ -491,6 +591,9 @@ def ask(
     param: Mapping[str, Any] | None = None,
     system: str | None = None,
     chat: str | None = None,
+    tools: Sequence[Callable[..., Any]] = (),
+    max_tool_rounds: int | None = None,
+    schema: type[BaseModel] | Mapping[str, Any] | None = None,
     display: Display = "auto",
     session: Session | None = None,
 ) -> Reply:
@@ -524,6 +627,11 @@ def ask(
         param: Any other Messages API parameter, by name.
         system: The system prompt.
         chat: Continue the conversation of this name (shared with ``--chat``).
+        tools: Python functions Claude may call; each is described to it by its
+            signature, type hints and docstring, and runs in this process when called.
+        max_tool_rounds: Tool round trips at most (8 by default).
+        schema: A pydantic model class or a JSON-schema dict the reply must match; the
+            reply's ``parsed`` holds the validated value.
         display: Where to show the reply (see :data:`Display`).
         session: The session to run in; the process's by default.
 
@@ -533,7 +641,8 @@ def ask(
     Raises:
         ClaudeError: If the reply is incomplete; its ``reply`` holds what arrived.
         RequestError: If nothing was sent: a bad option (``OptionError``), a file or image
-            that cannot be sent (``AttachmentError``), the API key in the request
+            that cannot be sent (``AttachmentError``), a tool or schema that cannot be
+            described (``ToolDefinitionError``, ``SchemaError``), the API key in the request
             (``SecretError``), or no key at all (``NoKeyError``).
     """
     chosen = session or default_session()
@@ -550,5 +659,8 @@ def ask(
         stop=stop,
         param=param,
         chat=chat,
+        tools=tools_of((getattr(tool, "__name__", type(tool).__name__), tool) for tool in tools),
+        max_tool_rounds=max_tool_rounds,
+        schema=None if schema is None else schema_of(schema, getattr(schema, "__name__", "dict")),
     )
     return chosen.ask(parts, options, display=display)

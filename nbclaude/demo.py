@@ -12,6 +12,7 @@ the server.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from .testing import (
     reply,
     text,
     thinking,
+    tool_call_reply,
+    tool_results,
     tool_use,
 )
 
@@ -307,6 +310,122 @@ def _wants_thinking(body: Mapping[str, Any]) -> bool:
     return isinstance(setting, dict) and setting.get("type") != "disabled"
 
 
+_NOT_NAMES = frozenset(
+    {"Which", "What", "Who", "Why", "How", "When", "Where", "Use", "Is", "The", "A"}
+)
+"""Capitalised words that start a question rather than name a place or a person."""
+
+_FACTS: Mapping[str, Mapping[str, Any]] = {
+    "algorithm": {"name": "Ada Lovelace", "born": 1815, "died": 1852, "year": 1843},
+}
+"""What the demo knows for a structured reply, by a keyword of the prompt."""
+
+
+def _custom_tools(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    tools = body.get("tools")
+    listed = tools if isinstance(tools, list) else []
+    return [t for t in listed if isinstance(t, dict) and "input_schema" in t and "name" in t]
+
+
+def _example(schema: Any, facts: Mapping[str, Any], name: str = "") -> Any:
+    """A value that fits a JSON schema: a known fact for a property of that name, else a
+    plain example of the type."""
+    if not isinstance(schema, dict):
+        return None
+    if name in facts:
+        return facts[name]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if isinstance(schema.get(key), list) and schema[key]:
+            return _example(schema[key][0], facts, name)
+    kind = schema.get("type")
+    kind = kind[0] if isinstance(kind, list) and kind else kind
+    if kind == "object":
+        properties = schema.get("properties") or {}
+        return {key: _example(sub, facts, key) for key, sub in properties.items()}
+    if kind == "array":
+        return [_example(schema.get("items"), facts)]
+    return {"integer": 1, "number": 1.0, "boolean": True, "null": None}.get(str(kind), "example")
+
+
+def _tool_calls(body: Mapping[str, Any], tools: list[Mapping[str, Any]]) -> list[tuple[str, Any]]:
+    """The calls the demo makes: for a tool with one text parameter, one per name the
+    prompt mentions (capitalised words); otherwise one call with example values."""
+    names = [
+        word
+        for word in dict.fromkeys(re.findall(r"\b[A-Z][a-z]+\b", _prompt(body)))
+        if word not in _NOT_NAMES
+    ][:3]
+    calls = []
+    for tool in tools:
+        schema = tool["input_schema"] if isinstance(tool["input_schema"], dict) else {}
+        required = schema.get("required") or []
+        properties = schema.get("properties") or {}
+        text_inputs = [p for p in required if properties.get(p, {}).get("type") == "string"]
+        if len(required) == 1 and text_inputs and names:
+            calls += [(str(tool["name"]), {text_inputs[0]: name}) for name in names]
+        else:
+            calls.append((str(tool["name"]), _example(schema, {})))
+    return calls
+
+
+def _tool_round(body: Mapping[str, Any], delay: float) -> Script | None:
+    """The demo's side of a tool loop: call the user's tools, then show what they returned."""
+    tools = _custom_tools(body)
+    if not tools:
+        return None
+    results = tool_results(body)
+    if not results:
+        calls = _tool_calls(body, tools)
+        plural = "s" if len(calls) != 1 else ""
+        before = (
+            f"The offline demo calls your tool{plural} to show the loop: "
+            f"{len(calls)} call{plural}, run in your kernel."
+        )
+        tokens = estimate_input_tokens(body)
+        return tool_call_reply(
+            *calls, text_before=before, model=MODEL, input_tokens=tokens, delay=delay
+        )
+    rows = "\n".join(
+        f"| {n} | {'error' if result.get('is_error') else 'ok'} | "
+        f"`{_cell(result.get('content'))}` |"
+        for n, result in enumerate(results, start=1)
+    )
+    answer = f"""\
+## What your tools returned
+
+| call | status | result |
+|---|---|---|
+{rows}
+
+The demo does not reason over them: with `ANTHROPIC_API_KEY` set, Claude reads these results
+and answers your question, calling the tools again if it needs to.
+"""
+    tokens = estimate_input_tokens(body)
+    return reply(text(answer, chunk_size=TEXT_CHUNK), model=MODEL, input_tokens=tokens, delay=delay)
+
+
+def _cell(content: Any) -> str:
+    shown = content if isinstance(content, str) else "[content blocks]"
+    shown = " ".join(str(shown).split()).replace("|", "\\|").replace("`", "'")
+    return shown if len(shown) <= 80 else shown[:79] + "…"
+
+
+def _structured(body: Mapping[str, Any], delay: float) -> Script | None:
+    """A reply that fits the schema the request asks for (``output_config.format``)."""
+    config = body.get("output_config")
+    output_format = config.get("format") if isinstance(config, dict) else None
+    if not isinstance(output_format, dict) or output_format.get("type") != "json_schema":
+        return None
+    prompt = _prompt(body).lower()
+    facts = next((known for word, known in _FACTS.items() if word in prompt), {})
+    value = _example(output_format.get("schema"), facts)
+    tokens = estimate_input_tokens(body)
+    answer = text(json.dumps(value), chunk_size=TEXT_CHUNK)
+    return reply(answer, model=MODEL, input_tokens=tokens, delay=delay)
+
+
 def canned_reply(body: dict[str, Any], *, delay: float = CHUNK_DELAY) -> Script:
     """The streamed reply the demo server sends to one request.
 
@@ -321,6 +440,9 @@ def canned_reply(body: dict[str, Any], *, delay: float = CHUNK_DELAY) -> Script:
     Returns:
         The script for the fake server.
     """
+    special = _tool_round(body, delay) or _structured(body, delay)
+    if special is not None:
+        return special
     canned = choose(body)
     blocks: list[Block] = []
     if _wants_thinking(body):

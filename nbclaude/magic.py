@@ -34,7 +34,9 @@ from .log import RunLog
 from .models import models_table
 from .prices import Price
 from .request import EFFORTS, Options, parse_param
+from .structured import schema_of
 from .templates import fill_prompt, fill_templates
+from .tools import DEFAULT_MAX_ROUNDS, Tool, tools_of
 from .worker import shared_worker
 
 __all__ = ["ClaudeMagics"]
@@ -159,6 +161,24 @@ class ClaudeMagics(Magics):
         metavar="PATH",
         help="Attach an image, PDF or text file before the prompt (repeatable).",
     )
+    @argument(
+        "--tools",
+        metavar="NAMES",
+        help="Let Claude call these Python functions: comma-separated names of callables "
+        "(or of lists of them) in the namespace.",
+    )
+    @argument(
+        "--max-tool-rounds",
+        type=int,
+        metavar="N",
+        help=f"At most N tool round trips (default {DEFAULT_MAX_ROUNDS}).",
+    )
+    @argument(
+        "--schema",
+        metavar="NAME",
+        help="Structured output: a pydantic model class or a JSON-schema dict; the reply's "
+        ".parsed holds the validated value.",
+    )
     @argument("-o", "--out", metavar="NAME", help="Also bind the reply to NAME.")
     @argument(
         "--chat",
@@ -188,6 +208,8 @@ class ClaudeMagics(Magics):
         ``--chat`` continues a conversation; re-running one of its cells replaces that turn
         and the turns after it. Models can be given as ``opus``, ``sonnet`` or ``haiku``.
         ``--param KEY=JSON`` sends any other parameter: ``--param metadata='{"user_id": "u"}'``.
+        ``--tools f,g`` lets Claude call those functions (they run here, with your
+        permissions); ``--schema Model`` asks for JSON that ``_claude.parsed`` holds validated.
 
         Example::
 
@@ -235,7 +257,31 @@ class ClaudeMagics(Magics):
             stop=args.stop,
             param=dict(parse_param(text) for text in args.param or ()),
             chat=None if args.chat is None else _chat_name(args.chat),
+            tools=self._tools(args.tools),
+            max_tool_rounds=args.max_tool_rounds,
+            schema=None
+            if args.schema is None
+            else schema_of(self._value("--schema", args.schema), args.schema),
         )
+
+    def _value(self, flag: str, name: str) -> Any:
+        """The value a flag names in the namespace."""
+        if name not in self._namespace:
+            raise UsageError(f"{flag} {name}: name {name!r} is not defined. Define it above.")
+        return self._namespace[name]
+
+    def _tools(self, names: str | None) -> tuple[Tool, ...]:
+        """The ``--tools`` callables: each name's value, a list of them expanded."""
+        named: list[tuple[str, Any]] = []
+        for name in (part.strip() for part in (names or "").split(",")):
+            if not name:
+                continue
+            value = self._value("--tools", name)
+            if isinstance(value, list | tuple):
+                named += [(getattr(v, "__name__", f"{name}[{i}]"), v) for i, v in enumerate(value)]
+            else:
+                named.append((name, value))
+        return tools_of(named)
 
     def _arguments(self, line: str) -> Any:
         """The flags of the ``%%claude`` line, split as a shell would: quotes may be escaped."""

@@ -9,8 +9,8 @@ is made. It is data: it holds no display setting, and shows itself through
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from anthropic.types import Message
@@ -19,7 +19,7 @@ from pydantic import PrivateAttr
 from .prices import Price, price_for
 from .static import static_bundle
 
-__all__ = ["STOP_NOTICES", "Reply", "Timing", "UsageSummary"]
+__all__ = ["STOP_NOTICES", "Reply", "Round", "Timing", "ToolCall", "UsageSummary"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +88,59 @@ class UsageSummary:
         return f"{self.model} · " + " · ".join(parts)
 
 
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One call of a user's tool that Claude asked for, and what came of it."""
+
+    id: str
+    """The ``tool_use`` block's id, which its result names."""
+    name: str
+    """The tool called."""
+    input: Any
+    """The input Claude gave, as it came."""
+    result: Any
+    """What the function returned, or the exception it raised (``None`` if it never ran)."""
+    is_error: bool
+    """Whether the call failed: Claude is sent the error, with ``is_error``."""
+    content: str | tuple[Mapping[str, Any], ...]
+    """What Claude is sent: the result as text (JSON when it can be), content blocks (an
+    image), or the error in one line."""
+    shown: str
+    """The result as the view shows it: its ``repr`` or the error, cut to a readable length."""
+
+    def block(self) -> dict[str, Any]:
+        """The ``tool_result`` block Claude is sent."""
+        block: dict[str, Any] = {
+            "type": "tool_result",
+            "tool_use_id": self.id,
+            "content": self.content if isinstance(self.content, str) else list(self.content),
+        }
+        if self.is_error:
+            block["is_error"] = True
+        return block
+
+    def shown_block(self) -> dict[str, Any]:
+        """The result as views show it, in a block's shape: the tool's name and the
+        shown result."""
+        return {
+            "type": "tool_result",
+            "tool_use_id": self.id,
+            "name": self.name,
+            "content": self.shown,
+            "is_error": self.is_error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    """One request of a tool loop: Claude's reply, and the calls of your tools it asked for."""
+
+    reply: Reply
+    """The reply of this round (its own content and usage)."""
+    calls: tuple[ToolCall, ...] = ()
+    """The tools called after it, whose results went to the next round; none for the last."""
+
+
 class Reply(Message):
     """A Claude reply, as ``%%claude`` leaves it in ``_claude``.
 
@@ -103,6 +156,9 @@ class Reply(Message):
     _summary: UsageSummary | None = PrivateAttr(default=None)
     _skipped: tuple[str, ...] = PrivateAttr(default=())
     _sdk_warnings: tuple[str, ...] = PrivateAttr(default=())
+    _earlier: tuple[Round, ...] = PrivateAttr(default=())
+    _own: Reply | None = PrivateAttr(default=None)
+    _parsed: Any = PrivateAttr(default=None)
 
     @classmethod
     def from_parts(
@@ -136,8 +192,65 @@ class Reply(Message):
         reply._timing = timing
         reply._skipped = skipped
         reply._sdk_warnings = sdk_warnings
+        reply._earlier, reply._own, reply._parsed = (), None, None
         reply._summary = _summarize(reply, timing, prices, output_estimate)
         return reply
+
+    def concluding(
+        self,
+        earlier: Sequence[Round],
+        *,
+        error: str | None,
+        parsed: Any,
+        duration: float,
+    ) -> Reply:
+        """This reply as the end of an exchange: the rounds before it, and what came of all.
+
+        Args:
+            earlier: The tool rounds before this reply, oldest first.
+            error: Why the exchange failed (the round limit, an interrupt, a reply that
+                does not match the schema), or this reply's own error.
+            parsed: The reply's text parsed by the schema, if one was given.
+            duration: Seconds from the first request to now.
+
+        Returns:
+            A copy; its usage summary sums every round.
+        """
+        concluded = self.model_copy()
+        concluded._own = self
+        concluded._earlier = tuple(earlier)
+        concluded._error = error
+        concluded._parsed = parsed
+        if earlier:
+            summaries = [round_.reply.usage_summary for round_ in earlier]
+            concluded._summary = _total([*summaries, self.usage_summary], duration)
+        return concluded
+
+    @property
+    def rounds(self) -> tuple[Round, ...]:
+        """Every request of the exchange, with the tool calls between them; this reply is
+        the last. A reply without tools is one round."""
+        return (*self._earlier, Round(self._own or self))
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        """Every call of your tools in the exchange, in order."""
+        return tuple(call for round_ in self._earlier for call in round_.calls)
+
+    @property
+    def parsed(self) -> Any:
+        """With ``--schema``: the text validated into the model (or loaded as JSON for a
+        dict schema); ``None`` without a schema, or when the text does not match."""
+        return self._parsed
+
+    @property
+    def transcript(self) -> list[Any]:
+        """The content blocks to show: every round's, each tool's result after its round."""
+        blocks: list[Any] = []
+        for round_ in self._earlier:
+            blocks += round_.reply.content
+            blocks += [call.shown_block() for call in round_.calls]
+        return [*blocks, *self.content]
 
     @property
     def text(self) -> str:
@@ -242,6 +355,26 @@ STOP_NOTICES: Mapping[str, str] = {
     ),
 }
 """Stop reasons that leave the reply short of what was asked, and what to do about each."""
+
+
+def _total(summaries: Sequence[UsageSummary], duration: float) -> UsageSummary:
+    """One summary for several requests: tokens and cost added up, the first's time to
+    first token, the whole exchange's duration."""
+    last = summaries[-1]
+    costs = [summary.cost for summary in summaries]
+    thinking = [summary.thinking_tokens for summary in summaries]
+    return replace(
+        last,
+        input_tokens=sum(summary.input_tokens for summary in summaries),
+        output_tokens=sum(summary.output_tokens for summary in summaries),
+        cache_read_tokens=sum(summary.cache_read_tokens for summary in summaries),
+        cache_write_tokens=sum(summary.cache_write_tokens for summary in summaries),
+        thinking_tokens=None if all(t is None for t in thinking) else sum(t or 0 for t in thinking),
+        cost=None if any(cost is None for cost in costs) else sum(c or 0.0 for c in costs),
+        time_to_first_token=summaries[0].time_to_first_token,
+        duration=duration,
+        output_estimated=any(summary.output_estimated for summary in summaries),
+    )
 
 
 def _summarize(

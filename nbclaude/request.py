@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from .errors import RequestError
+from .structured import Schema
+from .tools import DEFAULT_MAX_ROUNDS, Tool
 
 __all__ = [
     "EFFORTS",
@@ -98,6 +100,12 @@ class Options:
     """The system prompt, templates already filled."""
     chat: str | None = None
     """The conversation this request continues, or ``None`` for a one-off request."""
+    tools: tuple[Tool, ...] = ()
+    """Python callables Claude may call; their definitions join ``tools``."""
+    max_tool_rounds: int = DEFAULT_MAX_ROUNDS
+    """Tool round trips a call makes at most."""
+    schema: Schema | None = None
+    """The shape the reply must have (``output_config.format``), and how to parse it."""
 
     @classmethod
     def checked(
@@ -114,6 +122,9 @@ class Options:
         param: Mapping[str, Any] | None = None,
         system: str | None = None,
         chat: str | None = None,
+        tools: Sequence[Tool] = (),
+        max_tool_rounds: int | None = None,
+        schema: Schema | None = None,
     ) -> Options:
         """The options, once every value is one the API accepts.
 
@@ -130,6 +141,9 @@ class Options:
             param: Other body parameters; none may be one with a flag of its own.
             system: The system prompt.
             chat: The conversation's name.
+            tools: The tools offered.
+            max_tool_rounds: At least 1; 8 by default.
+            schema: The reply's schema; ``--param output_config`` may not set a format too.
 
         Raises:
             OptionError: If a value is out of range or of the wrong kind.
@@ -145,6 +159,14 @@ class Options:
         for name in extra:
             if name in _OWN_PARAMETERS:
                 raise OptionError(f"--param {name}: set it with {_OWN_PARAMETERS[name]} instead.")
+        output_config = extra.get("output_config")
+        if schema is not None and isinstance(output_config, Mapping) and "format" in output_config:
+            raise OptionError("--schema and --param output_config both set the format: keep one.")
+        rounds = DEFAULT_MAX_ROUNDS if max_tool_rounds is None else max_tool_rounds
+        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+            raise OptionError(
+                f"--max-tool-rounds must be a positive integer, not {max_tool_rounds!r}."
+            )
         return cls(
             model=model,
             max_tokens=max_tokens,
@@ -157,6 +179,9 @@ class Options:
             param=extra,
             system=system or None,
             chat=chat,
+            tools=tuple(tools),
+            max_tool_rounds=rounds,
+            schema=schema,
         )
 
 
@@ -267,10 +292,19 @@ def build_body(
     if options.stop:
         body["stop_sequences"] = list(options.stop)
     body.update(options.param)
+    if options.tools:
+        offered = body.get("tools")
+        given = list(offered) if isinstance(offered, list) else []  # server tools (--param)
+        body["tools"] = [*given, *(dict(tool.definition) for tool in options.tools)]
+    output: dict[str, Any] = {}
     if options.effort is not None:
+        output["effort"] = options.effort
+    if options.schema is not None:
+        output["format"] = options.schema.output_format()
+    if output:
         output_config = body.get("output_config")
         merged = dict(output_config) if isinstance(output_config, Mapping) else {}
-        body["output_config"] = {**merged, "effort": options.effort}
+        body["output_config"] = {**merged, **output}
     return body
 
 

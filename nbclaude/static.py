@@ -58,8 +58,9 @@ class Shown(Protocol):
     """What the static view reads of a reply."""
 
     @property
-    def content(self) -> Sequence[Any]:
-        """The content blocks: pydantic models of the SDK's, or types it does not know."""
+    def transcript(self) -> Sequence[Any]:
+        """The content blocks to show, in order: pydantic models of the SDK's, types it
+        does not know, dicts (the results of the user's tools between rounds)."""
 
     @property
     def text(self) -> str:
@@ -185,6 +186,18 @@ def _execution_result_html(block: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
+def _tool_result_html(block: Mapping[str, Any]) -> str:
+    """The result of a user's tool, as nbclaude shows it: the tool's name and the result
+    (or the error) it sent back."""
+    name = escape(str(block.get("name", "?")))
+    label = "error from" if block.get("is_error") else "result of"
+    content = block.get("content")
+    shown = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+    return (
+        f'<div class="nbclaude-tool"><small>{label}</small> <code>{name}</code>{_pre(shown)}</div>'
+    )
+
+
 def placeholder_html(kind: str) -> str:
     """A short note for a block this version cannot show."""
     return f'<div class="nbclaude-tool"><small>[{escape(kind)} block not shown]</small></div>'
@@ -204,8 +217,9 @@ _RESULT_HTML: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
     "code_execution_tool_result": _execution_result_html,
     "bash_code_execution_tool_result": _execution_result_html,
     "text_editor_code_execution_tool_result": _execution_result_html,
+    "tool_result": _tool_result_html,
 }
-"""Server tool results with a look of their own, by type; others show as placeholders."""
+"""Tool results with a look of their own, by type; others show as placeholders."""
 
 
 def block_html(
@@ -321,7 +335,7 @@ def static_html(
 
     Args:
         reply: The reply.
-        rendered: A block's position in ``reply.content`` mapped to its Markdown already
+        rendered: A block's position in ``reply.transcript`` mapped to its Markdown already
             rendered (see :func:`block_html`).
         error: Show the reply's error as a notice (see ``Reply.notices``).
         remote_images: Whether images in its Markdown load from the network.
@@ -330,7 +344,7 @@ def static_html(
     done = rendered or {}
     body = "".join(
         block_html(_as_dict(block), remote_images=remote_images, rendered=done.get(position))
-        for position, block in enumerate(reply.content)
+        for position, block in enumerate(reply.transcript)
     )
     return (
         f'<div class="nbclaude"><style>{CSS}</style>{sent_html(sent)}{body}'

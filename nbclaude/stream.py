@@ -113,12 +113,15 @@ class Progress:
 class ReplyBuilder:
     """Folds raw Messages API stream events into a message, in time linear in its length."""
 
-    def __init__(self, *, clock: Clock = time.monotonic) -> None:
+    def __init__(self, *, clock: Clock = time.monotonic, progress: Progress | None = None) -> None:
         self._clock = clock
         self.started_at = clock()
         self.first_delta_at: float | None = None
-        self.progress = Progress()
-        """What views read: the blocks so far and how many characters arrived."""
+        self.progress = progress if progress is not None else Progress()
+        """What views read: the blocks so far and how many characters arrived. A record
+        given to the builder may hold earlier rounds' blocks: this reply's are added after."""
+        self._blocks: list[BlockProgress] = []
+        self._chars = 0
         self.complete = False
         self.unknown: list[str] = []
         """Event and delta types this version does not understand, in arrival order."""
@@ -155,6 +158,7 @@ class ReplyBuilder:
                     block.model_dump(exclude_none=True, warnings=False),
                 )
                 self.progress.blocks.append(state)
+                self._blocks.append(state)
                 self._by_index[event.index] = state
             elif kind == "content_block_stop":
                 if (stopped := self._by_index.get(event.index)) is not None:
@@ -200,6 +204,7 @@ class ReplyBuilder:
                 self.first_delta_at = self._clock()
             state.chunks.append(piece)
             self.progress.chars += len(piece)
+            self._chars += len(piece)
 
     @property
     def stop_reason(self) -> str | None:
@@ -220,7 +225,7 @@ class ReplyBuilder:
             "model": model,
         }
         data.update(self._delta)
-        data["content"] = [block.to_dict() for block in self.progress.blocks]
+        data["content"] = [block.to_dict() for block in self._blocks]
         data["usage"] = self._usage or {"input_tokens": 0, "output_tokens": 0}
         # The SDK's own lenient constructor: block types newer than this SDK survive as-is.
         return cast(Message, construct_type(type_=Message, value=data))
@@ -231,7 +236,7 @@ class ReplyBuilder:
         The final count comes with ``message_delta``; a reply cut short before it has only
         the placeholder of ``message_start``. ``None`` when the count arrived or nothing did.
         """
-        chars = self.progress.chars
+        chars = self._chars
         if self._final_usage or not chars:
             return None
         reported = self._usage.get("output_tokens")
@@ -283,6 +288,7 @@ def run(
     clock: Clock = time.monotonic,
     prices: Mapping[str, Price] | None = None,
     interrupts: Interrupts | None = None,
+    progress: Progress | None = None,
 ) -> Reply:
     """Send a request to the Messages API and stream the answer.
 
@@ -301,11 +307,13 @@ def run(
         prices: Extra or overriding prices for the usage summary.
         interrupts: The call's interrupt guard: only sending and reading may be
             interrupted. Without one, interrupts are caught wherever they land.
+        progress: The record to add this reply's blocks to, after what it holds (the
+            earlier rounds of a tool loop); a new one by default.
 
     Returns:
         The reply, complete or not.
     """
-    builder = ReplyBuilder(clock=clock)
+    builder = ReplyBuilder(clock=clock, progress=progress)
     guard = interrupts or Interrupts()
     error: str | None = None
     caught: list[warnings.WarningMessage] = []

@@ -83,9 +83,12 @@ __all__ = [
     "reply",
     "server_tool_use",
     "stall_after",
+    "structured_reply",
     "text",
     "text_reply",
     "thinking",
+    "tool_call_reply",
+    "tool_results",
     "tool_use",
     "truncate_after",
     "unknown_block",
@@ -615,6 +618,46 @@ def text_reply(
 
 
 _thinking_block = thinking  # text_reply's `thinking` parameter shadows the builder
+
+
+def tool_call_reply(
+    *calls: tuple[str, Mapping[str, Any]],
+    text_before: str = "",
+    model: str = DEFAULT_MODEL,
+    input_tokens: int = 25,
+    delay: float = 0.0,
+) -> Script:
+    """A reply that asks for the client's tools: one round of a tool loop.
+
+    Args:
+        *calls: ``(name, input)`` of each ``tool_use`` block, in order.
+        text_before: Text Claude says before the calls, if any.
+        model: The ``model`` of the message.
+        input_tokens: Usage: input tokens.
+        delay: Seconds to wait before each delta.
+
+    Returns:
+        The script, which ends with ``stop_reason: tool_use``.
+    """
+    blocks = [text(text_before)] if text_before else []
+    blocks += [tool_use(name, tool_input) for name, tool_input in calls]
+    return reply(
+        *blocks, model=model, stop_reason="tool_use", input_tokens=input_tokens, delay=delay
+    )
+
+
+def structured_reply(value: Any, *, model: str = DEFAULT_MODEL, chunk_size: int = 20) -> Script:
+    """A reply whose text is ``value`` as JSON, as the API answers ``output_config.format``."""
+    return text_reply(json.dumps(value), model=model, chunk_size=chunk_size)
+
+
+def tool_results(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ``tool_result`` blocks of a request's last message: what the client's tools sent."""
+    messages = body.get("messages") or []
+    content = messages[-1].get("content") if messages and isinstance(messages[-1], dict) else None
+    if not isinstance(content, list):
+        return []
+    return [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
 
 
 def _split_events(script: Script, n_events: int) -> tuple[tuple[Step, ...], tuple[Step, ...]]:

@@ -59,6 +59,7 @@ class TerminalView:
         self._stream = stream
         self._printed: list[int] = []
         self._section: str | None = None
+        self._last_role: str | None = None
 
     @property
     def _out(self) -> TextIO:
@@ -87,11 +88,15 @@ class TerminalView:
             elif block.kind.is_tool_call and block.stopped and done == 0:
                 out.write(json.dumps(block.to_dict()["input"], indent=2, ensure_ascii=False))
                 self._printed[index] = 1
+            elif block.kind.type == "tool_result" and done == 0:  # a user's tool, run here
+                out.write(str(block.start.get("content", "")))
+                self._printed[index] = 1
         out.flush()
 
     def _open_section(self, block: BlockProgress) -> None:
         section = "thinking" if block.kind.is_thinking else "answer"
-        if section == self._section and block.kind.role == "text":
+        follows_text, self._last_role = self._last_role == "text", block.kind.role
+        if section == self._section and block.kind.role == "text" and follows_text:
             return
         if self._section is not None:
             self._out.write("\n\n")

@@ -347,7 +347,7 @@ class WidgetView:
         self._shown_chars = record.chars
         for index, block in enumerate(record.blocks):
             if index == len(self._progress):
-                self._progress.append(self._begin(block))
+                self._progress.append(self._begin(block, index))
             progress = self._progress[index]
             if not progress.done:
                 self._show(block, progress)
@@ -363,11 +363,13 @@ class WidgetView:
                 f"~{tokens:,} tokens</div>"
             )
 
-    def _begin(self, block: BlockProgress) -> _BlockProgress:
+    def _begin(self, block: BlockProgress, position: int) -> _BlockProgress:
+        """Start showing a block; ``position`` is its place in the record, which stays
+        unique across the rounds of a tool loop (a block's stream index does not)."""
         if block.kind.is_thinking:
             if self.thinking is None:
                 self._open_thinking()
-            renderer = self._renderer(block.index) if block.kind.role == "thinking" else None
+            renderer = self._renderer(position) if block.kind.role == "thinking" else None
             return _BlockProgress(renderer)
         if not self._answer_started:
             self._answer_started = True
@@ -375,7 +377,7 @@ class WidgetView:
                 self.thinking.selected_index = None
                 self.thinking.titles = ("Thinking",)
         if block.kind.role == "text":
-            return _BlockProgress(self._renderer(block.index, remote_images=self._remote_images))
+            return _BlockProgress(self._renderer(position, remote_images=self._remote_images))
         return _BlockProgress(None)
 
     def _open_thinking(self) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -157,3 +159,80 @@ def saved_outputs(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         elif kind == "error":
             outputs.append({"output_type": "error", "traceback": content["traceback"]})
     return outputs
+
+
+class Cell:
+    """What one cell did, as a notebook would keep it."""
+
+    def __init__(self, content: dict[str, Any], messages: list[dict[str, Any]]) -> None:
+        self.status: str = content["status"]
+        """``ok`` or ``error``."""
+        self.traceback: list[str] = content.get("traceback", [])
+        """The error's lines, empty if the cell succeeded."""
+        self.outputs = saved_outputs(messages)
+        """The outputs a notebook would save."""
+        self.printed = printed(messages)
+        """What went to stdout and stderr."""
+        self.saved_size = len(json.dumps(self.outputs))
+        """Characters the saved outputs take as JSON."""
+        self.widget_state = "".join(
+            json.dumps(m["content"]["data"])
+            for m in messages
+            if m["msg_type"] in ("comm_open", "comm_msg")
+        )
+        """Everything the live widget was sent."""
+
+    @property
+    def html(self) -> str:
+        """The HTML of every output, as last updated."""
+        return "".join(o["data"].get("text/html", "") for o in self.outputs if "data" in o)
+
+    @property
+    def thumbnails(self) -> list[str]:
+        """The base64 data of each image the saved outputs keep."""
+        return re.findall(r'src="data:image/[a-z]+;base64,([^"]*)"', self.html)
+
+    def usage_error(self) -> str:
+        """The cell's UsageError, which IPython prints as one line on stderr."""
+        assert self.status == "error"
+        assert self.printed.startswith("UsageError: ")
+        assert self.printed.count("\n") == 1
+        return self.printed
+
+    def error_line(self) -> str:
+        """The cell's error, which must be a single line."""
+        assert self.status == "error"
+        assert len(self.traceback) == 1, self.traceback
+        assert "\n" not in self.traceback[0]
+        return self.traceback[0]
+
+
+class NotebookKernel:
+    """A kernel with a fake API, for tests that run cells in it one after another."""
+
+    def __init__(self, manager: KernelManager, client: BlockingKernelClient, fake: Any) -> None:
+        self.manager = manager
+        self.client = client
+        self.fake = fake
+        """The ``FakeServer`` the kernel talks to."""
+
+    def run(self, source: str) -> Cell:
+        """Run a cell."""
+        return Cell(*run_cell(self.client, source))
+
+    def run_interrupted(self, source: str, when: Callable[[], bool]) -> tuple[Cell, bool]:
+        """Run a cell and press stop once ``when()`` is true; say whether it was pressed."""
+        content, messages, pressed = run_cell_interrupted(
+            self.manager, self.client, source, lambda messages: when()
+        )
+        return Cell(content, messages), pressed
+
+    def body(self, request: int = -1) -> dict[str, Any]:
+        """The body of a request the fake API received, the last by default."""
+        body: dict[str, Any] = self.fake.requests[request].body
+        return body
+
+    def content(self) -> list[dict[str, Any]]:
+        """The content of the last request's last message."""
+        content: list[dict[str, Any]] = self.body()["messages"][-1]["content"]
+        return content

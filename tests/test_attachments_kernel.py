@@ -7,20 +7,16 @@ what a saved notebook keeps (a thumbnail, never the image sent) and what the run
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from jupyter_client.blocking.client import BlockingKernelClient
 
 from nbclaude.testing import FakeServer, text_reply
 
 from .attachment_files import PDF, block_types, decoded_image, image_bytes
 from .conftest import TEST_KEY
-from .kernels import kernel_env, printed, run_cell, running_kernel, saved_outputs
+from .kernels import Cell, NotebookKernel, kernel_env, run_cell, running_kernel
 
 PLOT = """
 import matplotlib
@@ -34,57 +30,8 @@ plt.close(fig)
 """
 
 
-class Cell:
-    def __init__(self, content: dict[str, Any], messages: list[dict[str, Any]]) -> None:
-        self.status = content["status"]
-        self.traceback: list[str] = content.get("traceback", [])
-        self.outputs = saved_outputs(messages)
-        self.printed = printed(messages)
-        self.saved_size = len(json.dumps(self.outputs))
-        self.widget_state = "".join(
-            json.dumps(m["content"]["data"])
-            for m in messages
-            if m["msg_type"] in ("comm_open", "comm_msg")
-        )
-        """Everything the live widget was sent."""
-
-    @property
-    def thumbnails(self) -> list[str]:
-        """The base64 data of each image the saved outputs keep."""
-        return re.findall(r'src="data:image/[a-z]+;base64,([^"]*)"', self.html)
-
-    @property
-    def html(self) -> str:
-        return "".join(o["data"].get("text/html", "") for o in self.outputs if "data" in o)
-
-    def usage_error(self) -> str:
-        """The cell's UsageError, which IPython prints as one line on stderr."""
-        assert self.status == "error"
-        assert self.printed.startswith("UsageError: ")
-        assert self.printed.count("\n") == 1
-        return self.printed
-
-
-class Kernel:
-    def __init__(self, client: BlockingKernelClient, fake: FakeServer, folder: Path) -> None:
-        self.client = client
-        self.fake = fake
-        self.folder = folder
-
-    def run(self, source: str) -> Cell:
-        return Cell(*run_cell(self.client, source))
-
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = self.fake.requests[-1].body
-        return body
-
-    def content(self) -> list[dict[str, Any]]:
-        content: list[dict[str, Any]] = self.body()["messages"][-1]["content"]
-        return content
-
-
 @pytest.fixture(scope="module")
-def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
+def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NotebookKernel]:
     folder = tmp_path_factory.mktemp("notebook")
     (folder / "paper.pdf").write_bytes(PDF)
     (folder / "data").mkdir()
@@ -92,14 +39,16 @@ def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
     (folder / "blob.bin").write_bytes(bytes(range(256)) * 8)
     with FakeServer(max_response_seconds=60) as fake:
         env = kernel_env(ANTHROPIC_BASE_URL=fake.url, ANTHROPIC_API_KEY=TEST_KEY)
-        with running_kernel(env) as (_, client):
-            started = Kernel(client, fake, folder)
+        with running_kernel(env) as (manager, client):
+            started = NotebookKernel(manager, client, fake)
             cell = started.run(f"import os\nos.chdir({str(folder)!r})\n%load_ext nbclaude")
             assert cell.status == "ok", cell.traceback
             yield started
 
 
-def test_a_figure_is_sent_at_its_place_and_the_notebook_keeps_a_thumbnail(k: Kernel) -> None:
+def test_a_figure_is_sent_at_its_place_and_the_notebook_keeps_a_thumbnail(
+    k: NotebookKernel,
+) -> None:
     assert k.run(PLOT).status == "ok"
     k.fake.enqueue(text_reply("The curve is a tanh: it flattens as it saturates."))
 
@@ -131,7 +80,7 @@ def test_a_figure_is_sent_at_its_place_and_the_notebook_keeps_a_thumbnail(k: Ker
 
 
 def test_files_go_first_a_large_scan_is_downscaled_and_nothing_large_is_saved(
-    k: Kernel,
+    k: NotebookKernel,
 ) -> None:
     k.fake.enqueue(text_reply("The paper is short; the scan is a gradient."))
 
@@ -169,7 +118,7 @@ def test_files_go_first_a_large_scan_is_downscaled_and_nothing_large_is_saved(
     ],
 )
 def test_what_cannot_be_sent_ends_the_cell_in_one_line_and_sends_nothing(
-    k: Kernel, source: str, expected: str
+    k: NotebookKernel, source: str, expected: str
 ) -> None:
     if "fig" in source:
         assert k.run(PLOT).status == "ok"
@@ -179,7 +128,7 @@ def test_what_cannot_be_sent_ends_the_cell_in_one_line_and_sends_nothing(
     assert len(k.fake.requests) == before
 
 
-def test_dry_run_shows_placeholders_and_counts_the_image(k: Kernel) -> None:
+def test_dry_run_shows_placeholders_and_counts_the_image(k: NotebookKernel) -> None:
     assert k.run(PLOT).status == "ok"
     before = len(k.fake.requests)
 
@@ -194,7 +143,7 @@ def test_dry_run_shows_placeholders_and_counts_the_image(k: Kernel) -> None:
 
 
 @pytest.fixture
-def k(kernel: Kernel) -> Kernel:
+def k(kernel: NotebookKernel) -> NotebookKernel:
     return kernel
 
 

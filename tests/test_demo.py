@@ -43,6 +43,44 @@ def body(prompt: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+LOOKUP = {
+    "name": "lookup",
+    "input_schema": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+}
+"""The quickstart's tool, as the request defines it."""
+
+PERSON = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "born": {"type": "integer"}},
+    "required": ["name", "born"],
+    "additionalProperties": False,
+}
+"""The quickstart's schema, as the request sends it."""
+
+
+def test_after_the_tools_ran_the_demo_shows_their_results() -> None:
+    results = [
+        {"type": "tool_result", "tool_use_id": "t1", "content": '{"population": 8400000}'},
+        {"type": "tool_result", "tool_use_id": "t2", "content": "KeyError: 'X'", "is_error": True},
+    ]
+    messages = [
+        {"role": "user", "content": "Which city?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "lookup"}]},
+        {"role": "user", "content": results},
+    ]
+    request = {**body(""), "messages": messages, "tools": [LOOKUP]}
+    blocks, deltas, final = streamed(demo.canned_reply(request, delay=0))
+    answer = joined(deltas, "text")
+    assert blocks == ["text"]
+    assert final["stop_reason"] == "end_turn"
+    assert '| 1 | ok | `{"population": 8400000}` |' in answer
+    assert "| 2 | error | `KeyError: 'X'` |" in answer
+
+
 def streamed(script: Any) -> tuple[list[str], list[dict[str, Any]], dict[str, Any]]:
     """The block types, the deltas and the final ``message_delta`` of a script."""
     blocks, deltas, final = [], [], {}
@@ -187,6 +225,21 @@ def test_help_lists_the_demo(ip: InteractiveShell) -> None:
 
 @pytest.mark.parametrize(("line", "prompt"), claude_cells(QUICKSTART), ids=lambda value: value[:30])
 def test_every_quickstart_prompt_has_a_fitting_reply(line: str, prompt: str) -> None:
+    if "--tools" in line:
+        # The demo calls the tool for each city the prompt names, then shows the results.
+        script = demo.canned_reply(body(prompt, tools=[LOOKUP]), delay=0)
+        blocks, deltas, final = streamed(script)
+        assert blocks == ["text", "tool_use", "tool_use", "tool_use"]
+        assert final["stop_reason"] == "tool_use"
+        inputs = joined(deltas, "partial_json").replace("}{", "}\n{").splitlines()
+        assert [json.loads(i) for i in inputs] == [{"city": c} for c in ("Hanoi", "Lagos", "Lima")]
+        return
+    if "--schema" in line:
+        schema = {"type": "json_schema", "schema": PERSON}
+        script = demo.canned_reply(body(prompt, output_config={"format": schema}), delay=0)
+        _, deltas, _ = streamed(script)
+        assert json.loads(joined(deltas, "text")) == {"name": "Ada Lovelace", "born": 1815}
+        return
     if "{{ fig }}" not in prompt:
         assert demo.choose(body(prompt)).pattern is not None, "falls back to the generic reply"
         return

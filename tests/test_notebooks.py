@@ -19,7 +19,14 @@ import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
 from nbclient import NotebookClient
 
-from nbclaude.testing import FakeServer, Script, text_reply
+from nbclaude.testing import (
+    FakeServer,
+    Script,
+    structured_reply,
+    text_reply,
+    tool_call_reply,
+    tool_results,
+)
 
 from .conftest import ROOT, TEST_KEY
 from .kernels import (
@@ -133,11 +140,35 @@ def test_notebook_runs_in_the_offline_demo(path: Path, tmp_path: Path) -> None:
     html = plot.outputs[-1].data["text/html"]
     assert '<img src="data:image/png;base64,' in html
     assert "<code>[image 500×300 PNG, " in html  # the demo lists what arrived
+    # The tool cell called the notebook's function for each city; the schema cell parsed.
+    (tools,) = [cell for cell in claude_cells(notebook) if "--tools" in cell.source]
+    html = tools.outputs[-1].data["text/html"]
+    assert html.count("result of") == 3
+    assert "15400000" in html
+    (born,) = [cell for cell in notebook.cells if cell.source == "ada.parsed.born"]
+    assert born.outputs[0].data["text/plain"] == "1815"
+
+
+EXAMPLES = {"string": "Lagos", "integer": 1815, "number": 1.5, "boolean": True}
+"""What the fake API puts in a tool's input or a structured reply, by JSON type."""
+
+
+def example(schema: dict[str, Any]) -> dict[str, Any]:
+    """An object that fits an object schema, its required properties filled by type."""
+    properties = schema.get("properties", {})
+    return {name: EXAMPLES[properties[name]["type"]] for name in schema.get("required", [])}
 
 
 def fake_answer(body: dict[str, Any]) -> Script:
-    """A short answer, after thinking if the request asked for it."""
+    """What the API would answer: a call of the first tool offered, a reply that fits the
+    schema asked for, or a short answer (after thinking if the request asked for it)."""
     model = body.get("model") if isinstance(body.get("model"), str) else "claude-sonnet-4-6"
+    if body.get("tools") and not tool_results(body):
+        tool = body["tools"][0]
+        return tool_call_reply((tool["name"], example(tool["input_schema"])), model=model)
+    output_format = body.get("output_config", {}).get("format")
+    if output_format is not None:
+        return structured_reply(example(output_format["schema"]), model=model)
     wants_thinking = isinstance(body.get("thinking"), dict)
     return text_reply(
         FAKE_ANSWER,
@@ -154,11 +185,15 @@ def test_notebook_runs_against_the_api(path: Path, tmp_path: Path) -> None:
         env = kernel_env(ANTHROPIC_BASE_URL=server.url, ANTHROPIC_API_KEY=TEST_KEY)
         notebook = execute(path, env, tmp_path)
         requests = server.requests
-    for html in check_saved_outputs(notebook):
-        assert "<table>" in html
+    for cell, html in zip(claude_cells(notebook), check_saved_outputs(notebook), strict=True):
         assert "demo" not in html
-    sent = [sent_prompt(request.body["messages"][-1]["content"]) for request in requests]
+        if "--schema" not in cell.source:
+            assert "<table>" in html
+    # Each prompt in order; a tool loop's later requests send tool results, not prompts.
+    prompts = [request.body for request in requests if not tool_results(request.body)]
+    sent = [sent_prompt(body["messages"][-1]["content"]) for body in prompts]
     assert sent == prompts_in_order(notebook)
+    assert any(tool_results(request.body) for request in requests)
     assert all(TEST_KEY in json.dumps(request.headers) for request in requests)
     assert TEST_KEY not in nbformat.writes(notebook)
 

@@ -95,7 +95,8 @@ def test_a_tool_round_trip_sends_the_result_back_exactly(k: NotebookKernel) -> N
     before = len(k.fake.requests)
     k.fake.enqueue(
         tool_call_reply(("lookup", {"city": "Hanoi"}), text_before="Let me look it up."),
-        text_reply("Hanoi has 8.4 million people on 3,359 km2."),
+        # Paced, so that the live view refreshes while the answer streams.
+        text_reply("Hanoi has 8.4 million people on 3,359 km2.", chunk_size=5, delay=0.03),
     )
 
     cell = k.run("%%claude --tools lookup\nHow many people live in Hanoi?")

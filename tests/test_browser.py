@@ -5,9 +5,11 @@ environment that points the SDK at a fake Messages API, opens a notebook, runs `
 cells against paced fake replies, and reads the DOM while they stream: the live widget
 (thinking open, then folded; Markdown that grows), the static HTML that replaces it, a
 reply full of injection attempts that must run nothing, and the notebook after a save and a
-reload. The browser may reach 127.0.0.1 only; anything else is refused and recorded.
+reload; a prompt that sent a figure (its thumbnail, in an untrusted notebook too); a tool
+loop. The browser may reach 127.0.0.1 only; anything else is refused and recorded.
 
-Set ``NBCLAUDE_SCREENSHOTS=docs`` to write ``docs/streaming.png`` and ``docs/final.png``.
+Set ``NBCLAUDE_SCREENSHOTS=docs`` to write ``docs/streaming.png``, ``docs/final.png``,
+``docs/attachments.png`` and ``docs/tools.png``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import nbformat
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, Route, sync_playwright
 
-from nbclaude.testing import FakeServer, text_reply
+from nbclaude.testing import FakeServer, text_reply, tool_call_reply
 
 from .conftest import ROOT, TEST_KEY
 
@@ -679,4 +681,49 @@ def test_what_a_prompt_sent_shows_as_a_thumbnail_even_in_an_untrusted_notebook(
     cells.nth(2).locator(".nbclaude h2").first.wait_for()
     (thumbnail,) = cells.nth(2).evaluate(SENT_IMAGES_JS)
     assert thumbnail == {"src": "data:image/png;base64,", "width": 160, "shown": 160}
+    assert unexpected_errors(watched) == []
+
+
+def test_a_tool_loop_shows_each_call_and_result_above_the_answer(
+    lab: Lab, watched: Watched
+) -> None:
+    name = "tools.ipynb"
+    write_notebook(
+        lab,
+        name,
+        "%load_ext nbclaude",
+        "def lookup(city: str) -> dict:\n"
+        '    """Population and area of a city."""\n'
+        '    return {"Hanoi": {"population": 8_400_000, "area_km2": 3_359}}[city]',
+        "%%claude --tools lookup\nHow dense is Hanoi?",
+    )
+    lab.api.enqueue(
+        tool_call_reply(("lookup", {"city": "Hanoi"}), text_before="I'll look it up."),
+        tool_call_reply(("lookup", {"city": "Atlantis"})),
+        text_reply(
+            "## Hanoi\n\nAbout **2,500 people per km2** (8.4 million on 3,359 km2). "
+            "Atlantis is not in the table.",
+            chunk_size=6,
+            delay=0.02,
+        ),
+    )
+    page = watched.page
+    cells = open_notebook(page, lab, name)
+    wait_for_kernel(page)
+    for index in (0, 1):
+        run_cell(cells, index)
+        wait_for_prompt(cells, index, f"[{index + 1}]:")
+    run_cell(cells, 2)
+    samples = watch_stream(cells, 2)
+    assert any(s["live"] is not None for s in samples), "the live view never showed"
+
+    shown = cells.nth(2).locator(".jp-OutputArea").inner_text()
+    order = ["I'll look it up.", "lookup", "result of", "8400000", "error from", "KeyError"]
+    order.append("About 2,500 people per km2")
+    positions = [shown.find(piece) for piece in order]
+    assert -1 not in positions, shown
+    assert positions == sorted(positions), shown
+    assert cells.nth(2).evaluate(ACTIVE_CONTENT_JS) == []
+    if (screenshot := screenshot_path("tools.png")) is not None:
+        cells.nth(2).screenshot(path=str(screenshot))
     assert unexpected_errors(watched) == []

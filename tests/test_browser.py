@@ -496,6 +496,18 @@ def unexpected_errors(watched: Watched) -> list[str]:
     return [error for error in watched.errors if not (watched.refused and error == refused)]
 
 
+def run_to_the_last_cell(page: Page, lab: Lab, name: str) -> Locator:
+    """Open a notebook, run each cell but the last to its end, then start the last."""
+    cells = open_notebook(page, lab, name)
+    wait_for_kernel(page)
+    last = cells.count() - 1
+    for index in range(last):
+        run_cell(cells, index)
+        wait_for_prompt(cells, index, f"[{index + 1}]:")
+    run_cell(cells, last)
+    return cells
+
+
 def screenshot_path(name: str) -> Path | None:
     """Where to save a screenshot, if ``NBCLAUDE_SCREENSHOTS`` asks for them."""
     folder = os.environ.get("NBCLAUDE_SCREENSHOTS")
@@ -661,12 +673,7 @@ def test_what_a_prompt_sent_shows_as_a_thumbnail_even_in_an_untrusted_notebook(
     )
     lab.api.enqueue(text_reply("## It saturates\n\nThe growth slows down.", chunk_size=8))
     page = watched.page
-    cells = open_notebook(page, lab, name)
-    wait_for_kernel(page)
-    for index in (0, 1):
-        run_cell(cells, index)
-        wait_for_prompt(cells, index, f"[{index + 1}]:")
-    run_cell(cells, 2)
+    cells = run_to_the_last_cell(page, lab, name)
     watch_stream(cells, 2)
     (thumbnail,) = cells.nth(2).evaluate(SENT_IMAGES_JS)
     assert thumbnail == {"src": "data:image/png;base64,", "width": 160, "shown": 160}
@@ -708,12 +715,7 @@ def test_a_tool_loop_shows_each_call_and_result_above_the_answer(
         ),
     )
     page = watched.page
-    cells = open_notebook(page, lab, name)
-    wait_for_kernel(page)
-    for index in (0, 1):
-        run_cell(cells, index)
-        wait_for_prompt(cells, index, f"[{index + 1}]:")
-    run_cell(cells, 2)
+    cells = run_to_the_last_cell(page, lab, name)
     samples = watch_stream(cells, 2)
     assert any(s["live"] is not None for s in samples), "the live view never showed"
 

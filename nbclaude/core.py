@@ -22,6 +22,9 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from datetime import time as clock_time
+from pathlib import Path
 from typing import Any, Literal
 
 import anthropic
@@ -37,11 +40,12 @@ from .demo import Demo
 from .errors import BASE_URL_SETTINGS, ClaudeError, RequestError, describe_error, unexpected_answer
 from .interrupts import Interrupts
 from .keys import api_secrets, check_no_secrets
-from .log import RunLog
+from .log import Run, RunLog
 from .models import resolve_model
 from .prices import DryRun, Price, price_for
 from .reply import Reply, Round, ToolCall
 from .request import Options, build_body, sdk_arguments
+from .store import Store, StoreError, default_path, request_key
 from .stream import BlockProgress, Progress
 from .structured import schema_of
 from .tools import Tool, call_tool, tools_of
@@ -130,6 +134,20 @@ class Settings:
     """Load images the model links to; off, they show as links and nothing is fetched."""
     render_worker: bool = True
     """Render Markdown in a helper process for the live widget."""
+    cache: bool = False
+    """Answer a request the store has a complete reply to from the store, without sending
+    it (off: every run asks the API, as re-running to get a new sample is normal)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    """Where a call comes from and how it may be answered: what the run log records."""
+
+    flags: str
+    chat: str | None
+    notebook: str | None
+    cell_id: str | None
+    cache: bool
 
 
 class Session:
@@ -137,12 +155,14 @@ class Session:
 
     Args:
         settings: The settings; replace :attr:`settings` to change them.
+        store_path: The persistent store's file; by default ``$NBCLAUDE_HOME`` or the
+            user data folder (see :func:`~nbclaude.store.default_path`).
     """
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, store_path: Path | None = None) -> None:
         self.settings = settings or Settings()
         """The settings every call reads."""
-        self.runs = RunLog()
+        self.runs = RunLog(store=Store(store_path or default_path()))
         """Every Messages API call of the session (``%claude usage``, ``nbclaude.runs()``)."""
         self.chats = Chats()
         """The conversations, by name."""
@@ -187,6 +207,9 @@ class Session:
         flags: str = "",
         turn: TurnKey | None = None,
         keep: Callable[[Reply], None] | None = None,
+        cache: bool | None = None,
+        notebook: str | None = None,
+        cell_id: str | None = None,
     ) -> Reply:
         """Send one request, stream the reply into a view, and record it.
 
@@ -199,6 +222,12 @@ class Session:
             turn: The notebook cell making this turn of the conversation, if known.
             keep: Called with the reply as soon as the stream ends, before the view
                 renders it, to put it where an interrupt cannot lose it.
+            cache: Answer from the response cache when the store holds a complete reply
+                to this exact request; ``False`` asks the API whatever the store holds
+                (``--fresh``); ``None`` follows the settings.
+            notebook: The notebook the call comes from, for the run log; by default the
+                one the Jupyter server names (``JPY_SESSION_NAME``).
+            cell_id: The notebook cell the call comes from, for the run log.
 
         Returns:
             The complete reply.
@@ -208,6 +237,13 @@ class Session:
                 the call was interrupted while the reply was shown.
             RequestError: If the request was not sent (see :meth:`request`).
         """
+        origin = _Origin(
+            flags=flags,
+            chat=options.chat,
+            notebook=notebook or os.environ.get("JPY_SESSION_NAME") or None,
+            cell_id=cell_id,
+            cache=self.settings.cache if cache is None else cache,
+        )
         body = self.request(prompt, options, turn=turn)
         content = body["messages"][-1]["content"]
         client = self.client()
@@ -216,7 +252,7 @@ class Session:
         with Interrupts() as interrupts:
             if view is not None:
                 view.start(_attached(prompt))
-            reply = self._exchange(client, body, options, view, interrupts, flags=flags)
+            reply = self._exchange(client, body, options, view, interrupts, origin)
             if chat is not None:
                 chat.record(turn, content, reply)
             if keep is not None:
@@ -243,14 +279,15 @@ class Session:
         options: Options,
         view: View | None,
         interrupts: Interrupts,
-        *,
-        flags: str,
+        origin: _Origin,
     ) -> Reply:
         """Send the request; while Claude asks for the user's tools, call them and send the
         results back, each round streaming into the same view below the last.
 
-        Every request is recorded in the run log. The reply returned is the last one, with
-        the rounds before it, the usage of all, and its text parsed by the schema if any.
+        A request the response cache holds a complete reply to is replayed from it instead
+        of sent (when ``origin.cache``). Every request is recorded in the run log. The reply
+        returned is the last one, with the rounds before it, the usage of all, and its text
+        parsed by the schema if any.
         """
         began = time.monotonic()
         progress = Progress()
@@ -258,16 +295,36 @@ class Session:
         earlier: list[Round] = []
         while True:
             started = self.runs.start()
-            reply = stream.run(
-                client,
-                sdk_arguments(client.messages.create, body),
-                on_progress=on_progress,
-                prices=self.settings.prices,
-                interrupts=interrupts,
-                progress=progress,
+            key = request_key(body)
+            stored = self._stored(key) if origin.cache else None
+            if stored is not None:
+                reply = stream.replay(
+                    stored,
+                    on_progress=on_progress,
+                    prices=self.settings.prices,
+                    interrupts=interrupts,
+                    progress=progress,
+                )
+            else:
+                reply = stream.run(
+                    client,
+                    sdk_arguments(client.messages.create, body),
+                    on_progress=on_progress,
+                    prices=self.settings.prices,
+                    interrupts=interrupts,
+                    progress=progress,
+                )
+            self.runs.record(
+                started,
+                redacted({**body, "stream": True}),
+                flags=origin.flags,
+                chat=origin.chat,
+                reply=reply,
+                cached=stored is not None,
+                notebook=origin.notebook,
+                cell_id=origin.cell_id,
+                cache_key=key,
             )
-            request = redacted({**body, "stream": True})
-            self.runs.record(started, request, flags=flags, chat=options.chat, reply=reply)
             error = reply.error
             if error or reply.stop_reason != "tool_use" or not options.tools:
                 break
@@ -292,6 +349,26 @@ class Session:
             parsed, error = options.schema.parse(reply.text)
         duration = time.monotonic() - began
         return reply.concluding(earlier, error=error, parsed=parsed, duration=duration)
+
+    def _stored(self, key: str) -> Mapping[str, Any] | None:
+        """The reply the response cache holds for a request key, if it can be read."""
+        store = self.runs.store
+        if store is None:
+            return None
+        try:
+            return store.cached(key)
+        except StoreError as exc:
+            self.runs.warn(f"{exc}: the response cache cannot be read; asking the API.")
+            return None
+
+    def clear_cache(self) -> int:
+        """Forget every cached reply (the run history stays); return how many there were.
+
+        Raises:
+            StoreError: If the store cannot be written.
+        """
+        store = self.runs.store
+        return 0 if store is None else store.clear_cache()
 
     def request(
         self, prompt: str | Sequence[Part], options: Options, *, turn: TurnKey | None = None
@@ -558,22 +635,66 @@ def use_session(chosen: Session | None) -> None:
     _session = chosen
 
 
-def runs() -> RunLog:
-    """Every Messages API call of the process's session: ``%%claude`` cells and :func:`ask`.
+Moment = date | datetime | str
+"""A point in time for :func:`runs`: a date (its local midnight), a datetime (naive is
+local), or either in ISO form (``"2026-12-01"``, ``"2026-12-01T14:00"``)."""
 
-    Index it for :class:`~nbclaude.log.Run` records, call ``.to_dataframe()`` for a pandas
-    DataFrame, or display it for the table ``%claude usage`` shows. ``%reload_ext
-    nbclaude`` starts a new session, and a new log.
+
+def runs(
+    all: bool = False,
+    *,
+    since: Moment | None = None,
+    until: Moment | None = None,
+    notebook: str | None = None,
+) -> RunLog:
+    """The calls of this session, or of every session the persistent store remembers.
+
+    With no argument: every Messages API call of the process's session (``%%claude`` cells
+    and :func:`ask`). With ``all=True`` or any filter: the calls of every session, read
+    from the store, kept across restarts. Index it for :class:`~nbclaude.log.Run` records,
+    call ``.to_dataframe()`` for a pandas DataFrame, or display it for the usage table.
+
+    Args:
+        all: Every session's calls, not only this one's.
+        since: Only calls started at or after this moment.
+        until: Only calls started before this moment.
+        notebook: Only calls made in a notebook whose path ends with this.
 
     Raises:
-        RuntimeError: If there is no session yet: nbclaude is not loaded, and :func:`ask`
-            was not called.
+        RuntimeError: For this session's calls when there is no session yet: nbclaude is
+            not loaded, and :func:`ask` was not called.
     """
-    if _session is None:
-        raise RuntimeError(
-            "No nbclaude session yet: run %load_ext nbclaude, or call nbclaude.ask(), first."
+    if not all and since is None and until is None and notebook is None:
+        if _session is None:
+            raise RuntimeError(
+                "No nbclaude session yet: run %load_ext nbclaude, or call nbclaude.ask(), first."
+            )
+        return _session.runs
+    log = _session.runs if _session is not None else RunLog(store=Store(default_path()))
+    store = log.store
+    if store is None:
+        return log
+    try:
+        stored = store.runs(since=_moment(since), until=_moment(until), notebook=notebook)
+    except StoreError as exc:
+        log.warn(f"{exc}: only this session's calls, kept in memory, can be shown.")
+        return log
+    return RunLog([Run.from_stored(row) for row in stored])
+
+
+def _moment(value: Moment | None) -> datetime | None:
+    """A :data:`Moment` as a timezone-aware datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = (
+            datetime.fromisoformat(value)
+            if "T" in value or " " in value
+            else date.fromisoformat(value)
         )
-    return _session.runs
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, clock_time())
+    return value if value.tzinfo is not None else value.astimezone()
 
 
 def ask(
@@ -594,6 +715,7 @@ def ask(
     tools: Sequence[Callable[..., Any]] = (),
     max_tool_rounds: int | None = None,
     schema: type[BaseModel] | Mapping[str, Any] | None = None,
+    cache: bool | None = None,
     display: Display = "auto",
     session: Session | None = None,
 ) -> Reply:
@@ -632,6 +754,9 @@ def ask(
         max_tool_rounds: Tool round trips at most (8 by default).
         schema: A pydantic model class or a JSON-schema dict the reply must match; the
             reply's ``parsed`` holds the validated value.
+        cache: ``True``: answer from the response cache when the store holds a complete
+            reply to this exact request; ``False``: ask the API (and store the new reply);
+            ``None``: the session's setting (off unless turned on).
         display: Where to show the reply (see :data:`Display`).
         session: The session to run in; the process's by default.
 
@@ -663,4 +788,4 @@ def ask(
         max_tool_rounds=max_tool_rounds,
         schema=None if schema is None else schema_of(schema, getattr(schema, "__name__", "dict")),
     )
-    return chosen.ask(parts, options, display=display)
+    return chosen.ask(parts, options, display=display, cache=cache)

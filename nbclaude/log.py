@@ -7,7 +7,9 @@ recorded.
 
 The log is a sequence of frozen :class:`Run` records; :meth:`RunLog.to_dataframe` makes a
 pandas DataFrame of them when pandas is installed, and displaying the log (or
-``%claude usage``) shows a table of the calls and their totals. Nothing here imports
+``%claude usage``) shows a table of the calls and their totals. A session's log also writes
+each call to the persistent :class:`~nbclaude.store.Store` as it ends; when the store cannot
+be written, the call is kept in memory and the log says so once. Nothing here imports
 IPython.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import copy
 import html
 import importlib
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -23,8 +26,9 @@ from datetime import datetime
 from typing import Any, overload
 
 from .reply import Reply
+from .store import Store, StoredRun, StoreError
 
-__all__ = ["Run", "RunLog", "Started", "Totals"]
+__all__ = ["ModelTotals", "Run", "RunLog", "Started", "Totals"]
 
 
 def _local_now() -> datetime:
@@ -77,6 +81,18 @@ class Run:
     """Whether the reply streamed to the end (``message_stop``) without error."""
     error: str | None
     """``None``, or the one line that said what went wrong."""
+    cached: bool = False
+    """Whether the reply came from the response cache: no request was sent, nothing cost."""
+    notebook: str | None = None
+    """The notebook that made the call, when the front end said."""
+    cell_id: str | None = None
+    """The notebook cell that made the call, when the front end said."""
+
+    @classmethod
+    def from_stored(cls, stored: StoredRun) -> Run:
+        """A run read back from the store."""
+        values = stored.values
+        return cls(**{field.name: values[field.name] for field in fields(cls)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +117,8 @@ class Totals:
     """How many calls used a model with no known price (left out of ``cost``)."""
     duration: float
     """Seconds spent in calls, added up."""
+    cached: int = 0
+    """How many calls were answered from the response cache."""
 
 
 _COLUMNS = (
@@ -127,19 +145,30 @@ class RunLog(Sequence[Run]):
     """Every call of a session, oldest first. Indexing and iteration give :class:`Run`s.
 
     Args:
+        runs: Records to start with (read back from the store).
         clock: Monotonic seconds, for durations of calls that fail before streaming.
         now: Wall-clock time, for :attr:`Run.started_at`.
+        store: Where each call is also written as it ends; ``None`` keeps them in memory.
+        warn: Told, once per kind of failure, when the store cannot be written; prints one
+            line to stderr by default.
     """
 
     def __init__(
         self,
+        runs: Sequence[Run] = (),
         *,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = _local_now,
+        store: Store | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self._clock = clock
         self._now = now
-        self._runs: list[Run] = []
+        self._runs: list[Run] = list(runs)
+        self.store = store
+        """The persistent store the log writes to, if any."""
+        self._warn = warn or _print_warning
+        self._warned: set[str] = set()
 
     @overload
     def __getitem__(self, index: int) -> Run: ...
@@ -172,6 +201,10 @@ class RunLog(Sequence[Run]):
         chat: str | None = None,
         reply: Reply | None = None,
         error: str | None = None,
+        cached: bool = False,
+        notebook: str | None = None,
+        cell_id: str | None = None,
+        cache_key: str | None = None,
     ) -> Run:
         """Add one call: its reply (complete or partial), or the error that stopped it early.
 
@@ -182,6 +215,11 @@ class RunLog(Sequence[Run]):
             chat: The conversation, if any.
             reply: The reply, if the stream began; its usage, timing and error are used.
             error: Why the call failed before any reply, when there is no reply.
+            cached: Whether the reply came from the response cache.
+            notebook: The notebook that made the call, if known.
+            cell_id: The cell that made the call, if known.
+            cache_key: The request's cache key: a complete reply fetched from the API
+                becomes the store's answer to it.
 
         Returns:
             The new record.
@@ -206,6 +244,9 @@ class RunLog(Sequence[Run]):
                 stop_reason=reply.stop_reason,
                 complete=reply.complete,
                 error=reply.error,
+                cached=cached,
+                notebook=notebook,
+                cell_id=cell_id,
             )
         else:
             run = Run(
@@ -225,9 +266,29 @@ class RunLog(Sequence[Run]):
                 stop_reason=None,
                 complete=False,
                 error=error or "The call failed before a reply began.",
+                notebook=notebook,
+                cell_id=cell_id,
             )
         self._runs.append(run)
+        if self.store is not None:
+            keep = reply is not None and reply.complete and not reply.error and not cached
+            self._write(run, reply, cache_key if keep else None)
         return run
+
+    def _write(self, run: Run, reply: Reply | None, cache_key: str | None) -> None:
+        assert self.store is not None
+        values = {field.name: getattr(run, field.name) for field in fields(Run)}
+        values["reply"] = None if reply is None else reply.model_dump(mode="json", warnings=False)
+        try:
+            self.store.add(values, cache_key=cache_key)
+        except StoreError as exc:
+            self.warn(f"{exc}: calls are kept in memory only, until the kernel restarts.")
+
+    def warn(self, line: str) -> None:
+        """Say something about the store, once."""
+        if line not in self._warned:
+            self._warned.add(line)
+            self._warn(line)
 
     def clear(self) -> None:
         """Forget every record."""
@@ -246,6 +307,18 @@ class RunLog(Sequence[Run]):
             cost=sum(run.cost for run in runs if run.cost is not None),
             unpriced=sum(run.cost is None for run in runs),
             duration=sum(run.duration for run in runs),
+            cached=sum(run.cached for run in runs),
+        )
+
+    def by_model(self) -> ModelTotals:
+        """Calls, tokens and cost added up for each model, and over all of them."""
+        models: dict[str, list[Run]] = {}
+        for run in self._runs:
+            models.setdefault(run.model, []).append(run)
+        return ModelTotals(
+            {model: RunLog(runs).totals() for model, runs in sorted(models.items())},
+            self.totals(),
+            self._runs[0].started_at if self._runs else None,
         )
 
     def to_dataframe(self) -> Any:
@@ -338,6 +411,82 @@ class RunLog(Sequence[Run]):
         return {"text/html": self.html_table(), "text/plain": self.text_table()}
 
 
+_MODEL_COLUMNS = (
+    "model",
+    "calls",
+    "cached",
+    "failed",
+    "input",
+    "output",
+    "cache read",
+    "cache write",
+    "cost",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelTotals:
+    """Totals by model over a run log (``%claude usage --all``); displays as a table."""
+
+    models: Mapping[str, Totals]
+    """Each model's totals."""
+    overall: Totals
+    """The totals over every model."""
+    since: datetime | None
+    """When the first call began."""
+
+    def rows(self) -> list[tuple[str, ...]]:
+        """The table as text cells: a row per model, then the totals."""
+        return [
+            _totals_row(name, totals)
+            for name, totals in [*self.models.items(), ("all models", self.overall)]
+        ]
+
+    def title(self) -> str:
+        """What the table covers."""
+        if self.since is None:
+            return "No calls stored yet."
+        return f"{self.overall.calls:,} calls since {self.since:%Y-%m-%d %H:%M}, every session:"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        rows = [_MODEL_COLUMNS, *self.rows()] if self.since is not None else []
+        widths = [max(len(row[i]) for row in rows) for i in range(len(_MODEL_COLUMNS))]
+        lines = [
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+            for row in rows
+        ]
+        head = "".join(f"<th>{html.escape(name)}</th>" for name in _MODEL_COLUMNS)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
+            for row in rows[1:]
+        )
+        table = (
+            f'<table class="nbclaude-runs"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table>"
+        )
+        return {
+            "text/plain": "\n".join([self.title(), *lines]),
+            "text/html": f"<p>{html.escape(self.title())}</p>" + (table if rows else ""),
+        }
+
+
+def _totals_row(name: str, totals: Totals) -> tuple[str, ...]:
+    return (
+        name,
+        f"{totals.calls:,}",
+        f"{totals.cached:,}",
+        f"{totals.failed:,}",
+        f"{totals.input_tokens:,}",
+        f"{totals.output_tokens:,}",
+        f"{totals.cache_read_tokens:,}",
+        f"{totals.cache_write_tokens:,}",
+        f"${totals.cost:.4f}" + (" *" if totals.unpriced else ""),
+    )
+
+
 def _row(number: int, run: Run) -> tuple[str, ...]:
     return (
         str(number),
@@ -351,6 +500,10 @@ def _row(number: int, run: Run) -> tuple[str, ...]:
         "—" if run.cost is None else f"${run.cost:.4f}",
         "—" if run.time_to_first_token is None else f"{run.time_to_first_token:.2f}s",
         f"{run.duration:.2f}s",
-        run.stop_reason or "",
+        "cached" if run.cached else run.stop_reason or "",
         "yes" if run.complete else "no",
     )
+
+
+def _print_warning(line: str) -> None:
+    print(f"nbclaude: {line}", file=sys.stderr)

@@ -27,13 +27,14 @@ from traitlets import Bool, Dict, Enum, Float, Integer, Unicode
 from . import demo
 from .attachments import Part, from_path
 from .chat import DEFAULT_CHAT, CellTracker
-from .core import DEFAULT_MODEL, Display, Session, Settings
+from .core import DEFAULT_MODEL, Display, Session, Settings, runs
 from .errors import RequestError
 from .keys import api_secrets
 from .log import RunLog
 from .models import models_table
 from .prices import Price
 from .request import EFFORTS, Options, parse_param
+from .store import StoreError
 from .structured import schema_of
 from .templates import fill_prompt, fill_templates
 from .tools import DEFAULT_MAX_ROUNDS, Tool, tools_of
@@ -105,6 +106,14 @@ class ClaudeMagics(Magics):
         help=(
             "Extra or overriding model aliases, merged over the built-in ones "
             "(opus, sonnet, haiku): {'fast': 'claude-haiku-4-5'}. Used by --model and model."
+        ),
+    ).tag(config=True)
+    cache = Bool(
+        False,
+        help=(
+            "Answer a request from the persistent store when it holds a complete reply to "
+            "exactly that request (model, system, messages, every parameter), without "
+            "sending it: re-running a notebook then costs nothing. %claude cache on|off|clear."
         ),
     ).tag(config=True)
     cache_chats = Bool(
@@ -193,6 +202,11 @@ class ClaudeMagics(Magics):
         help="Show the request and its input token count and cost; send nothing else.",
     )
     @argument("--raw", action="store_true", help="Send the cell as typed: no {{ }} filling.")
+    @argument(
+        "--fresh",
+        action="store_true",
+        help="Ask the API even if the response cache holds a reply; store the new one.",
+    )
     @cell_magic
     def claude(self, line: str, cell: str) -> None:
         """Send the cell to Claude and stream the reply as Markdown.
@@ -238,6 +252,9 @@ class ClaudeMagics(Magics):
                 flags=line,
                 turn=turn,
                 keep=lambda reply: self._bind(reply, out),
+                cache=False if args.fresh else None,
+                notebook=self._notebook(),
+                cell_id=self.cells.cell_id,
             )
         except RequestError as exc:
             raise UsageError(str(exc)) from None
@@ -263,6 +280,14 @@ class ClaudeMagics(Magics):
             if args.schema is None
             else schema_of(self._value("--schema", args.schema), args.schema),
         )
+
+    def _notebook(self) -> str | None:
+        """The running notebook's path, where the front end tells the kernel."""
+        for name in ("__session__", "__vsc_ipynb_file__"):  # ipykernel's; VS Code's
+            value = self._namespace.get(name)
+            if isinstance(value, str) and value:
+                return value
+        return None
 
     def _value(self, flag: str, name: str) -> Any:
         """The value a flag names in the namespace."""
@@ -330,8 +355,12 @@ class ClaudeMagics(Magics):
         help                   this list
         history [NAME]         the conversation NAME (default main), turn by turn
         reset [NAME | --all]   forget the conversation NAME (default main), or every one
-        usage                  every call this session: tokens, cache, cost, timing, totals
+        usage [--all]          every call this session: tokens, cache, cost, timing,
+                               totals; --all: totals by model over every session stored
         models                 the models the API offers, with their aliases
+        cache [on|off|clear]   the response cache: answer a request seen before from the
+                               store, without sending it (off by default); clear forgets
+                               the cached replies, not the history
         demo [on | off]        the offline demo: canned replies from a fake API on
                                127.0.0.1, no key needed, labelled as canned
         """
@@ -356,6 +385,7 @@ class ClaudeMagics(Magics):
             "reset": self._reset,
             "usage": self._usage,
             "models": self._models,
+            "cache": self._cache_command,
         }
 
     def _help(self, rest: str) -> None:
@@ -391,9 +421,31 @@ class ClaudeMagics(Magics):
             print(f"Conversation {name!r} is empty: nothing to forget.")
 
     def _usage(self, rest: str) -> None:
-        if rest:
-            raise UsageError(f"%claude usage takes no arguments, not {rest!r}.")
-        display(self.session.runs)
+        if rest == "--all":
+            display(runs(all=True).by_model())
+        elif rest:
+            raise UsageError(f"%claude usage takes --all or nothing, not {rest!r}.")
+        else:
+            display(self.session.runs)
+
+    def _cache_command(self, rest: str) -> None:
+        store = self.session.runs.store
+        where = f" the store ({store.path})" if store is not None else " memory"
+        if rest in ("on", "off"):
+            self.cache = rest == "on"
+        elif rest == "clear":
+            try:
+                count = self.session.clear_cache()
+            except StoreError as exc:
+                raise UsageError(f"The cache was not cleared: {exc}.") from None
+            print(f"Forgot {count} cached repl{'y' if count == 1 else 'ies'} in{where}.")
+            return
+        elif rest:
+            raise UsageError(f"%claude cache takes on, off or clear, not {rest!r}.")
+        if self.cache:
+            print(f"The response cache is on: a request seen before is answered from{where}.")
+        else:
+            print(f"The response cache is off: every cell asks the API; replies go to{where}.")
 
     def _models(self, rest: str) -> None:
         if rest:
@@ -414,6 +466,7 @@ class ClaudeMagics(Magics):
             max_retries=int(self.max_retries),
             base_url=str(self.base_url) or None,
             cache_chats=bool(self.cache_chats),
+            cache=bool(self.cache),
             remote_images=bool(self.remote_images),
             render_worker=bool(self.render_worker),
         )

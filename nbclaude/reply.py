@@ -57,6 +57,9 @@ class UsageSummary:
     output_estimated: bool = False
     """Whether the stream ended before the API's output count, so the count (and the
     cost) is estimated from the characters that arrived, about four a token."""
+    cached: bool = False
+    """Whether the reply came from the response cache: the tokens are the original
+    call's, and nothing was spent."""
 
     @property
     def tokens_per_second(self) -> float | None:
@@ -83,8 +86,10 @@ class UsageSummary:
         if self.time_to_first_token is not None:
             parts.append(f"first token {self.time_to_first_token:.2f}s")
         parts.append(f"{self.duration:.2f}s")
-        if (rate := self.tokens_per_second) is not None:
+        if (rate := self.tokens_per_second) is not None and not self.cached:
             parts.append(f"{rate:,.0f} tok/s")
+        if self.cached:
+            parts.insert(0, "cached")
         return f"{self.model} · " + " · ".join(parts)
 
 
@@ -172,6 +177,7 @@ class Reply(Message):
         skipped: tuple[str, ...] = (),
         sdk_warnings: tuple[str, ...] = (),
         output_estimate: int | None = None,
+        cached: bool = False,
     ) -> Reply:
         """Wrap a (possibly partial) ``Message`` with what happened to its stream.
 
@@ -185,6 +191,7 @@ class Reply(Message):
             sdk_warnings: What the SDK warned about the request, one line each.
             output_estimate: Output tokens estimated from the text that arrived, when
                 the stream ended before the API counted them.
+            cached: Whether the reply came from the response cache (it then cost nothing).
         """
         reply = cls.model_construct(**dict(message))
         reply._complete = complete
@@ -193,7 +200,8 @@ class Reply(Message):
         reply._skipped = skipped
         reply._sdk_warnings = sdk_warnings
         reply._earlier, reply._own, reply._parsed = (), None, None
-        reply._summary = _summarize(reply, timing, prices, output_estimate)
+        summary = _summarize(reply, timing, prices, output_estimate)
+        reply._summary = replace(summary, cost=0.0, cached=True) if cached else summary
         return reply
 
     def concluding(
@@ -263,6 +271,11 @@ class Reply(Message):
         return "\n\n".join(
             block.thinking for block in self.content if block.type == "thinking" and block.thinking
         )
+
+    @property
+    def cached(self) -> bool:
+        """Whether the reply came from the response cache rather than the API."""
+        return self.usage_summary.cached
 
     @property
     def complete(self) -> bool:

@@ -20,14 +20,14 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import anthropic
 import httpx2
 from anthropic._models import construct_type
-from anthropic.types import Message
+from anthropic.types import Message, RawMessageStreamEvent
 
 from .blocks import BlockKind, kind_of
 from .errors import BASE_URL_SETTINGS, describe_error, one_line, unexpected_answer
@@ -40,6 +40,8 @@ __all__ = [
     "MalformedEventError",
     "Progress",
     "ReplyBuilder",
+    "replay",
+    "replayed_events",
     "run",
 ]
 
@@ -250,6 +252,7 @@ class ReplyBuilder:
         model: str = "",
         prices: Mapping[str, Price] | None = None,
         sdk_warnings: tuple[str, ...] = (),
+        cached: bool = False,
     ) -> Reply:
         """The reply so far; complete only if ``message_stop`` arrived and nothing failed.
 
@@ -258,6 +261,7 @@ class ReplyBuilder:
             model: The model asked for, named if the message never began.
             prices: Extra or overriding prices for the usage summary.
             sdk_warnings: What the SDK warned about the request.
+            cached: Whether the events were replayed from the response cache.
         """
         message = self.message(model=model)
         ttft = None if self.first_delta_at is None else self.first_delta_at - self.started_at
@@ -270,6 +274,7 @@ class ReplyBuilder:
             skipped=tuple(self.unknown),
             sdk_warnings=sdk_warnings,
             output_estimate=self.output_estimate(),
+            cached=cached,
         )
 
 
@@ -333,6 +338,98 @@ def run(
         prices=prices,
         sdk_warnings=_warnings_about_the_request(caught),
     )
+
+
+REPLAY_CHUNK = 8192
+"""Characters per delta when a cached reply is replayed: few events, the same view."""
+
+
+def replay(
+    message: Mapping[str, Any],
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    clock: Clock = time.monotonic,
+    prices: Mapping[str, Price] | None = None,
+    interrupts: Interrupts | None = None,
+    progress: Progress | None = None,
+) -> Reply:
+    """Stream a stored reply again, as the API's events, through the same fold and view.
+
+    Args:
+        message: The reply as the store keeps it (the API's message as JSON).
+        on_progress: As for :func:`run`.
+        clock: Monotonic seconds, for the timing.
+        prices: Extra or overriding prices (a cached reply costs nothing).
+        interrupts: As for :func:`run`: an interrupt cuts the replay short.
+        progress: As for :func:`run`.
+
+    Returns:
+        The reply, marked cached: complete unless the replay was interrupted.
+    """
+    builder = ReplyBuilder(clock=clock, progress=progress)
+    guard = interrupts or Interrupts()
+    notify = on_progress or _nobody
+    error: str | None = None
+    try:
+        with guard.allowed():
+            for event in replayed_events(message):
+                builder.add(event)
+                notify(builder.progress)
+    except KeyboardInterrupt:
+        error = None if builder.complete else INTERRUPTED
+    return builder.reply(
+        error=error, model=str(message.get("model", "")), prices=prices, cached=True
+    )
+
+
+def replayed_events(message: Mapping[str, Any], chunk: int = REPLAY_CHUNK) -> Iterator[Any]:
+    """The stream events that make ``message``: its blocks' text in large deltas."""
+    usage = message.get("usage") or {"input_tokens": 0, "output_tokens": 0}
+    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None}
+    yield _event({"type": "message_start", "message": start})
+    for index, block in enumerate(message.get("content") or []):
+        kind = kind_of(str(block.get("type")))
+        delta_kind = kind.delta
+        deltas: list[dict[str, Any]] = []
+        opening = dict(block)
+        if delta_kind == "text":
+            opening["text"] = ""
+            opening.pop("citations", None)
+            deltas = _pieces("text_delta", "text", str(block.get("text") or ""), chunk)
+            deltas += [
+                {"type": "citations_delta", "citation": citation}
+                for citation in block.get("citations") or []
+            ]
+        elif delta_kind == "thinking":
+            opening.update(thinking="", signature="")
+            deltas = _pieces("thinking_delta", "thinking", str(block.get("thinking") or ""), chunk)
+            deltas.append({"type": "signature_delta", "signature": block.get("signature") or ""})
+        elif delta_kind == "partial_json":
+            opening["input"] = {}
+            text = json.dumps(block.get("input", {}), ensure_ascii=False)
+            deltas = _pieces("input_json_delta", "partial_json", text, chunk)
+        yield _event({"type": "content_block_start", "index": index, "content_block": opening})
+        for delta in deltas:
+            yield _event({"type": "content_block_delta", "index": index, "delta": delta})
+        yield _event({"type": "content_block_stop", "index": index})
+    stopped = {
+        "stop_reason": message.get("stop_reason"),
+        "stop_sequence": message.get("stop_sequence"),
+    }
+    yield _event({"type": "message_delta", "delta": stopped, "usage": usage})
+    yield _event({"type": "message_stop"})
+
+
+def _pieces(kind: str, field_name: str, text: str, chunk: int) -> list[dict[str, Any]]:
+    return [
+        {"type": kind, field_name: text[start : start + chunk]}
+        for start in range(0, len(text), chunk)
+    ]
+
+
+def _event(value: Mapping[str, Any]) -> Any:
+    """A stream event made by the SDK's own lenient constructor, as a stream would make it."""
+    return construct_type(type_=RawMessageStreamEvent, value=dict(value))
 
 
 def _read(

@@ -80,6 +80,19 @@ def run(ip: InteractiveShell, source: str) -> tuple[Any, CapturedIO]:
     return result, captured
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every session and kernel of the suite keeps its runs in a folder of its own, never in
+    the user's data folder; a test that needs an empty store sets ``NBCLAUDE_HOME`` itself."""
+    previous = os.environ.get("NBCLAUDE_HOME")
+    os.environ["NBCLAUDE_HOME"] = str(tmp_path_factory.mktemp("nbclaude-home"))
+    yield
+    if previous is None:
+        os.environ.pop("NBCLAUDE_HOME", None)
+    else:
+        os.environ["NBCLAUDE_HOME"] = previous
+
+
 @pytest.fixture(autouse=True)
 def _no_real_api(monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing in the suite may reach the real API, whatever the caller's environment."""

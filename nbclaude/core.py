@@ -148,6 +148,8 @@ class _Origin:
     notebook: str | None
     cell_id: str | None
     cache: bool
+    sent: list[tuple[Run, int, int]] = field(default_factory=list)
+    """Each request the API answered: its run, and where its blocks are in the view."""
 
 
 class Session:
@@ -265,6 +267,8 @@ class Session:
                 except KeyboardInterrupt:
                     view.abandon(reply)
                     interrupted = True
+                else:
+                    self._keep_rendered(origin, view.rendered)
             # Raised while interrupts are still held: nothing of nbclaude's runs after.
             if reply.error:
                 raise ClaudeError(reply.error, reply=reply)
@@ -297,13 +301,16 @@ class Session:
             started = self.runs.start()
             key = request_key(body)
             stored = self._stored(key) if origin.cache else None
+            offset = len(progress.blocks)
             if stored is not None:
+                message, rendered = stored
                 reply = stream.replay(
-                    stored,
+                    message,
                     on_progress=on_progress,
                     prices=self.settings.prices,
                     interrupts=interrupts,
                     progress=progress,
+                    rendered=rendered,
                 )
             else:
                 reply = stream.run(
@@ -314,7 +321,7 @@ class Session:
                     interrupts=interrupts,
                     progress=progress,
                 )
-            self.runs.record(
+            run = self.runs.record(
                 started,
                 redacted({**body, "stream": True}),
                 flags=origin.flags,
@@ -325,6 +332,8 @@ class Session:
                 cell_id=origin.cell_id,
                 cache_key=key,
             )
+            if stored is None:
+                origin.sent.append((run, offset, len(reply.content)))
             error = reply.error
             if error or reply.stop_reason != "tool_use" or not options.tools:
                 break
@@ -350,8 +359,17 @@ class Session:
         duration = time.monotonic() - began
         return reply.concluding(earlier, error=error, parsed=parsed, duration=duration)
 
-    def _stored(self, key: str) -> Mapping[str, Any] | None:
-        """The reply the response cache holds for a request key, if it can be read."""
+    def _keep_rendered(self, origin: _Origin, rendered: Mapping[int, str]) -> None:
+        """Store each answered request's Markdown as the view rendered it, for the cache."""
+        for run, offset, count in origin.sent:
+            mine = {
+                p - offset: html for p, html in rendered.items() if offset <= p < offset + count
+            }
+            self.runs.keep_rendered(run, mine)
+
+    def _stored(self, key: str) -> tuple[Mapping[str, Any], dict[int, str]] | None:
+        """The reply the response cache holds for a request key (and its Markdown as
+        first rendered), if it can be read."""
         store = self.runs.store
         if store is None:
             return None

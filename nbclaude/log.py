@@ -169,6 +169,8 @@ class RunLog(Sequence[Run]):
         """The persistent store the log writes to, if any."""
         self._warn = warn or _print_warning
         self._warned: set[str] = set()
+        self._rows: dict[int, int] = {}
+        """The store's row id of each run written, by the run's ``id()``."""
 
     @overload
     def __getitem__(self, index: int) -> Run: ...
@@ -280,7 +282,17 @@ class RunLog(Sequence[Run]):
         values = {field.name: getattr(run, field.name) for field in fields(Run)}
         values["reply"] = None if reply is None else reply.model_dump(mode="json", warnings=False)
         try:
-            self.store.add(values, cache_key=cache_key)
+            self._rows[id(run)] = self.store.add(values, cache_key=cache_key)
+        except StoreError as exc:
+            self.warn(f"{exc}: calls are kept in memory only, until the kernel restarts.")
+
+    def keep_rendered(self, run: Run, rendered: Mapping[int, str]) -> None:
+        """Store a run's Markdown as the view rendered it, for a cache hit to show again."""
+        row = self._rows.get(id(run))
+        if self.store is None or row is None or not rendered:
+            return
+        try:
+            self.store.set_rendered(row, rendered)
         except StoreError as exc:
             self.warn(f"{exc}: calls are kept in memory only, until the kernel restarts.")
 

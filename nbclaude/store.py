@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS runs (
     chat TEXT,
     request TEXT NOT NULL,
     reply TEXT,
+    rendered TEXT,
     input_tokens INTEGER NOT NULL,
     output_tokens INTEGER NOT NULL,
     cache_read_tokens INTEGER NOT NULL,
@@ -95,6 +96,7 @@ _RUN_COLUMNS = (
     "chat",
     "request",
     "reply",
+    "rendered",
     "input_tokens",
     "output_tokens",
     "cache_read_tokens",
@@ -231,8 +233,9 @@ class Store:
         row = {**values, "session": self.session}
         row["started_at"] = values["started_at"].isoformat()
         row["request"] = json.dumps(values["request"], ensure_ascii=False, default=str)
-        reply = values.get("reply")
-        row["reply"] = None if reply is None else json.dumps(reply, ensure_ascii=False)
+        for name in ("reply", "rendered"):
+            value = values.get(name)
+            row[name] = None if value is None else json.dumps(value, ensure_ascii=False)
         columns = ", ".join(_RUN_COLUMNS)
         marks = ", ".join("?" for _ in _RUN_COLUMNS)
         with self._transaction() as connection:
@@ -247,6 +250,17 @@ class Store:
                 )
         return run_id
 
+    def set_rendered(self, run_id: int, rendered: Mapping[int, str]) -> None:
+        """Keep a run's Markdown as the view rendered it, by block position, so that a cache
+        hit shows the same HTML without rendering it again.
+
+        Raises:
+            StoreError: If the store cannot be written.
+        """
+        text = json.dumps({str(position): html for position, html in rendered.items()})
+        with self._transaction() as connection:
+            connection.execute("UPDATE runs SET rendered = ? WHERE id = ?", (text, run_id))
+
     def clear_cache(self) -> int:
         """Forget every cached reply (the history stays); return how many there were.
 
@@ -258,22 +272,26 @@ class Store:
 
     # ---- reading
 
-    def cached(self, cache_key: str) -> Mapping[str, Any] | None:
-        """The reply stored for a request (the API's message as JSON), or ``None``.
+    def cached(self, cache_key: str) -> tuple[Mapping[str, Any], dict[int, str]] | None:
+        """The reply stored for a request, or ``None``.
+
+        Returns:
+            The API's message as JSON, and its Markdown as the view rendered it, by block
+            position (empty when no view rendered it).
 
         Raises:
             StoreError: If the store cannot be read.
         """
         with self._transaction() as connection:
             row = connection.execute(
-                "SELECT runs.reply FROM cache JOIN runs ON runs.id = cache.run_id "
+                "SELECT runs.reply, runs.rendered FROM cache JOIN runs ON runs.id = cache.run_id "
                 "WHERE cache.key = ?",
                 (cache_key,),
             ).fetchone()
         if row is None or row[0] is None:
             return None
-        reply: Mapping[str, Any] = json.loads(row[0])
-        return reply
+        rendered = {int(key): str(html) for key, html in json.loads(row[1] or "{}").items()}
+        return json.loads(row[0]), rendered
 
     def runs(
         self,
@@ -320,6 +338,7 @@ def _decoded(row: dict[str, Any]) -> dict[str, Any]:
     row["started_at"] = datetime.fromisoformat(row["started_at"])
     row["request"] = json.loads(row["request"])
     row["reply"] = None if row["reply"] is None else json.loads(row["reply"])
+    row.pop("rendered")
     row["complete"] = bool(row["complete"])
     row["cached"] = bool(row["cached"])
     return row

@@ -110,6 +110,9 @@ class Progress:
     """The content blocks so far, in stream order."""
     chars: int = 0
     """Characters of text, thinking and tool input received so far."""
+    rendered: dict[int, str] = field(default_factory=dict)
+    """Markdown blocks already rendered, by position in :attr:`blocks`: a cached reply's,
+    as the view rendered it the first time. A view may show these rather than render."""
 
 
 class ReplyBuilder:
@@ -352,11 +355,14 @@ def replay(
     prices: Mapping[str, Price] | None = None,
     interrupts: Interrupts | None = None,
     progress: Progress | None = None,
+    rendered: Mapping[int, str] | None = None,
 ) -> Reply:
     """Stream a stored reply again, as the API's events, through the same fold and view.
 
     Args:
         message: The reply as the store keeps it (the API's message as JSON).
+        rendered: Its Markdown blocks as first rendered, by position in the message: put
+            in the progress record for the view.
         on_progress: As for :func:`run`.
         clock: Monotonic seconds, for the timing.
         prices: Extra or overriding prices (a cached reply costs nothing).
@@ -367,6 +373,9 @@ def replay(
         The reply, marked cached: complete unless the replay was interrupted.
     """
     builder = ReplyBuilder(clock=clock, progress=progress)
+    offset = len(builder.progress.blocks)
+    for position, html in (rendered or {}).items():
+        builder.progress.rendered[offset + position] = html
     guard = interrupts or Interrupts()
     notify = on_progress or _nobody
     error: str | None = None

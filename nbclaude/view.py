@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, TextIO
 
 from .attachments import Attachment
@@ -50,6 +50,11 @@ class View(Protocol):
         Called when :meth:`finish` was interrupted, so it must be quick whatever the
         reply's length: the reply must not be lost with the rendering.
         """
+
+    @property
+    def rendered(self) -> Mapping[int, str]:
+        """After :meth:`finish`: the Markdown blocks it rendered, by position in the
+        progress record, for the response cache to show again without rendering."""
 
 
 class TerminalView:
@@ -121,3 +126,8 @@ class TerminalView:
     def abandon(self, reply: Reply) -> None:
         """The text is on screen already: end with the usage line."""
         self.finish(reply)
+
+    @property
+    def rendered(self) -> Mapping[int, str]:
+        """A terminal renders no Markdown."""
+        return {}

@@ -281,6 +281,7 @@ class WidgetView:
         self._record: Progress | None = None
         self._handle: DisplayHandle | None = None
         self._sent: tuple[Attachment, ...] = ()
+        self._final: dict[int, str] = {}
         self.refreshes = 0
         """How many times the widget was refreshed while streaming."""
 
@@ -463,16 +464,28 @@ class WidgetView:
         else:
             display(bundle, raw=True)
 
+    @property
+    def rendered(self) -> dict[int, str]:
+        """After :meth:`finish`: the final HTML of each Markdown block, by position."""
+        return dict(self._final)
+
     def _rendered(self) -> dict[int, str]:
-        """The exact final HTML of each Markdown block, from the renderers used live.
+        """The exact final HTML of each Markdown block, from the renderers used live, or
+        as the record holds it already (a cached reply's, rendered the first time).
 
         A block whose worker failed is left out: the static view renders it itself.
         """
-        rendered = {}
-        blocks = self._record.blocks if self._record is not None else []
+        record = self._record
+        rendered = dict(record.rendered) if record is not None else {}
+        blocks = record.blocks if record is not None else []
         for position, (block, progress) in enumerate(zip(blocks, self._progress, strict=False)):
             renderer = progress.renderer
             if renderer is None:
+                continue
+            if position in rendered:  # no need to wait for the renderer to catch up
+                progress.renderer = None
+                if isinstance(renderer, RemoteRenderer):
+                    renderer.close()
                 continue
             self._append(block, progress, renderer)
             progress.renderer = None
@@ -480,6 +493,7 @@ class WidgetView:
                 rendered[position] = renderer.finish()
             except WorkerError:
                 continue
+        self._final = rendered
         return rendered
 
     def _close(self) -> None:

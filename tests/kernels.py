@@ -64,14 +64,39 @@ def iopub_until_idle(
 
 
 def run_cell(
-    client: BlockingKernelClient, code: str, timeout: float = CELL_TIMEOUT
+    client: BlockingKernelClient,
+    code: str,
+    timeout: float = CELL_TIMEOUT,
+    *,
+    cell_id: str | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Run ``code``; return its execute_reply content and the iopub messages it caused."""
-    msg_id = client.execute(code)
+    """Run ``code``; return its execute_reply content and the iopub messages it caused.
+
+    With ``cell_id``, the request names the cell as JupyterLab does (``metadata.cellId``).
+    """
+    msg_id = execute(client, code, cell_id=cell_id)
     messages = iopub_until_idle(client, msg_id, timeout)
     reply = client.get_shell_msg(timeout=timeout)
     assert reply["parent_header"]["msg_id"] == msg_id
     return reply["content"], messages
+
+
+def execute(client: BlockingKernelClient, code: str, *, cell_id: str | None = None) -> str:
+    """Send an execute request, naming the cell if given; return its message id."""
+    if cell_id is None:
+        return client.execute(code)
+    content = {
+        "code": code,
+        "silent": False,
+        "store_history": True,
+        "user_expressions": {},
+        "allow_stdin": False,
+        "stop_on_error": True,
+    }
+    message = client.session.msg("execute_request", content, metadata={"cellId": cell_id})
+    client.shell_channel.send(message)
+    msg_id: str = message["header"]["msg_id"]
+    return msg_id
 
 
 def run_cell_interrupted(
@@ -216,9 +241,9 @@ class NotebookKernel:
         self.fake = fake
         """The ``FakeServer`` the kernel talks to."""
 
-    def run(self, source: str) -> Cell:
-        """Run a cell."""
-        return Cell(*run_cell(self.client, source))
+    def run(self, source: str, *, cell_id: str | None = None) -> Cell:
+        """Run a cell, naming it if ``cell_id`` is given."""
+        return Cell(*run_cell(self.client, source, cell_id=cell_id))
 
     def run_interrupted(self, source: str, when: Callable[[], bool]) -> tuple[Cell, bool]:
         """Run a cell and press stop once ``when()`` is true; say whether it was pressed."""

@@ -1,4 +1,4 @@
-"""The README's benchmark command runs and prints every figure DESIGN.md sets a target for.
+"""The README's benchmark commands run and print every figure DESIGN.md sets a target for.
 
 Nothing here judges a figure: speed is the benchmark's to report, never a test's to time.
 A short reply and few runs keep it to seconds; the benchmark itself checks that every
@@ -12,12 +12,14 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from .conftest import ROOT
 
 BENCHMARK = ROOT / "benchmarks" / "bench_stream.py"
+CACHE_BENCHMARK = ROOT / "benchmarks" / "bench_cache.py"
 TIMEOUT = 300
 
 NUMBER = r"[-+]?\d[\d,]*(?:\.\d+)?"
@@ -39,10 +41,15 @@ FIGURES = {
 @pytest.fixture(scope="module")
 def printed() -> str:
     """What one short run of the benchmark printed (it fails the tests if it failed)."""
+    return run_benchmark(BENCHMARK)
+
+
+def run_benchmark(path: Path) -> str:
+    """Run a benchmark on a short reply, twice each; what it printed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
     # A session of its own: on a timeout, its kernel and server go down with it.
     process = subprocess.Popen(
-        [sys.executable, str(BENCHMARK), "--size", "20000", "--runs", "2"],
+        [sys.executable, str(path), "--size", "20000", "--runs", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -70,3 +77,22 @@ def test_the_benchmark_reports_the_reply_it_streamed(printed: str) -> None:
     ratios = re.search(rf"each run, %%claude / the bare loop +((?:{NUMBER} ?)+)", printed)
     assert ratios is not None
     assert len(ratios.group(1).split()) == 2
+
+
+CACHE_FIGURES = {
+    "bare loop": rf"bare SDK create\(stream=True\) loop +median {NUMBER} s",
+    "cached re-run": rf"%%claude, answered from the cache +median {NUMBER} s",
+    "ratio": rf"cached re-run ratio, median +{NUMBER} +\(target <= 0\.5\)",
+    "its interval": rf"95% interval for that median +{NUMBER} to {NUMBER}",
+    "cache hits": r"calls in the run log: 3 \(2 from the cache\)",
+}
+
+
+@pytest.fixture(scope="module")
+def cache_printed() -> str:
+    return run_benchmark(CACHE_BENCHMARK)
+
+
+@pytest.mark.parametrize("figure", CACHE_FIGURES)
+def test_the_cache_benchmark_prints_the_figure(cache_printed: str, figure: str) -> None:
+    assert re.search(CACHE_FIGURES[figure], cache_printed), f"no {figure} in:\n{cache_printed}"

@@ -299,7 +299,7 @@ class Session:
         earlier: list[Round] = []
         while True:
             started = self.runs.start()
-            key = request_key(body)
+            key = request_key(body, str(client.base_url))
             stored = self._stored(key) if origin.cache else None
             offset = len(progress.blocks)
             if stored is not None:

@@ -8,8 +8,8 @@ once (WAL mode, a busy timeout). The request is kept as the run log shows it (im
 documents as placeholders); no key or header is ever written.
 
 The cache maps a request's canonical body (model, system, messages, every parameter, as
-sorted JSON, hashed) to the last complete reply that answered it. Clearing the cache keeps
-the history.
+sorted JSON) and the API it was sent to, hashed, to the last complete reply that answered
+it. Clearing the cache keeps the history.
 
 A store that cannot be used (locked past the timeout, full, corrupt, read-only, a folder
 that cannot be made) never fails a call: each method raises :class:`StoreError` with one
@@ -135,11 +135,16 @@ def default_path() -> Path:
     return folder / FILE_NAME
 
 
-def request_key(body: Mapping[str, Any]) -> str:
-    """The cache key of a request: its body as canonical JSON (``stream`` aside), hashed."""
+def request_key(body: Mapping[str, Any], endpoint: str = "") -> str:
+    """The cache key of a request: its body as canonical JSON (``stream`` aside) and the
+    API it goes to, hashed.
+
+    The endpoint keeps apart what different APIs answered: the offline demo's canned
+    replies never answer a request to the real API, nor a proxy's the API's.
+    """
     canonical = {name: value for name, value in body.items() if name != "stream"}
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(f"{endpoint}\n{text}".encode()).hexdigest()
 
 
 class Store:

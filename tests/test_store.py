@@ -294,3 +294,14 @@ def _read_only_copy(home: Path) -> Path:
     shutil.copytree(home, target, dirs_exist_ok=True)
     subprocess.run(["mount", "-o", "remount,ro", str(target)], check=True)
     return target
+
+
+def test_the_demo_s_replies_never_answer_the_api(api_env: FakeServer, session: Session) -> None:
+    session.start_demo()
+    demo = ask("Is 2**61 - 1 prime?", session=session, display="none")
+    session.stop_demo()
+    api_env.enqueue(text_reply("From the API."))
+    real = ask("Is 2**61 - 1 prime?", session=session, display="none", cache=True)
+    assert demo.model == "demo: canned reply"
+    assert real.text == "From the API."
+    assert not real.cached

@@ -15,11 +15,13 @@ if TYPE_CHECKING:
     from .errors import ClaudeError, RequestError
     from .log import Run, RunLog
     from .magic import ClaudeMagics
+    from .many import Replies
     from .reply import Reply, UsageSummary
 
 __all__ = [
     "ClaudeError",
     "ClaudeMagics",
+    "Replies",
     "Reply",
     "RequestError",
     "Run",
@@ -40,6 +42,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "ClaudeError": "errors",
     "ClaudeMagics": "magic",
+    "Replies": "many",
     "Reply": "reply",
     "RequestError": "errors",
     "Run": "log",

@@ -19,8 +19,10 @@ import hashlib
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from datetime import time as clock_time
@@ -41,6 +43,7 @@ from .errors import BASE_URL_SETTINGS, ClaudeError, RequestError, describe_error
 from .interrupts import Interrupts
 from .keys import api_secrets, check_no_secrets
 from .log import Run, RunLog
+from .many import DEFAULT_CONCURRENCY, Gate, Job, Layout, Replies, retry_after
 from .models import resolve_model
 from .prices import DryRun, Price, price_for
 from .reply import Reply, Round, ToolCall
@@ -49,7 +52,7 @@ from .store import Store, StoreError, default_path, request_key
 from .stream import BlockProgress, Progress
 from .structured import schema_of
 from .tools import Tool, call_tool, tools_of
-from .view import TerminalView, View
+from .view import ManyView, TerminalManyView, TerminalView, View
 from .worker import shared_worker
 
 __all__ = [
@@ -359,6 +362,116 @@ class Session:
         duration = time.monotonic() - began
         return reply.concluding(earlier, error=error, parsed=parsed, duration=duration)
 
+    def ask_many(
+        self,
+        jobs: Sequence[Job],
+        *,
+        layout: Layout,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        display: Display | ManyView = "auto",
+        flags: str = "",
+        keep: Callable[[Replies], None] | None = None,
+        cache: bool | None = None,
+        notebook: str | None = None,
+        cell_id: str | None = None,
+    ) -> Replies:
+        """Send several requests, ``concurrency`` at a time, and show them as they stream.
+
+        Each request fails on its own: the others go on. A rate limit (429) or an
+        overloaded API (529) holds every request back for the ``retry-after`` it asks for,
+        then the refused request is tried again, instead of failing. An interrupt stops
+        the requests still running and leaves the ones not started unsent; what finished
+        is kept. Every request is recorded in the run log.
+
+        Args:
+            jobs: The requests, in input order.
+            layout: Side by side (``columns``) or one row each (``rows``).
+            concurrency: Requests at once, at least 1.
+            display: Where to show them (see :data:`Display`), or a view of their own.
+            flags: The ``%%claude`` line, for the run log.
+            keep: Called with the replies before the view renders them.
+            cache: As for :meth:`ask`.
+            notebook: As for :meth:`ask`.
+            cell_id: As for :meth:`ask`.
+
+        Returns:
+            The replies, in input order.
+
+        Raises:
+            ClaudeError: If any request failed (one line: how many, and the first error),
+                or the call was interrupted; the replies are kept first.
+            RequestError: If a request would not be sent: nothing was sent.
+        """
+        bodies = [self.request(job.prompt, job.options) for job in jobs]
+        client = self.client()
+        view = self._many_view(display, layout) if isinstance(display, str) else display
+        origin = _Origin(
+            flags=flags,
+            chat=None,
+            notebook=notebook or os.environ.get("JPY_SESSION_NAME") or None,
+            cell_id=cell_id,
+            cache=self.settings.cache if cache is None else cache,
+        )
+        many = _Many(self, client, bodies, origin)
+        with Interrupts() as interrupts:
+            if view is not None:
+                view.start([job.label for job in jobs])
+            interrupted = many.run(max(1, concurrency), view, interrupts)
+            replies = Replies(jobs, many.replies(jobs), layout)
+            if keep is not None:
+                keep(replies)
+            if view is not None:
+                try:
+                    with interrupts.allowed():
+                        view.finish(replies)
+                except KeyboardInterrupt:
+                    view.abandon(replies)
+                    interrupted = True
+            if interrupted or interrupts.held:
+                raise ClaudeError(
+                    f"Interrupted: {replies.summary()}; the replies that finished are kept."
+                )
+            if (line := replies.error_line()) is not None:
+                raise ClaudeError(line)
+        return replies
+
+    def dry_run_many(self, jobs: Sequence[Job]) -> str:
+        """What ``--dry-run`` prints for several requests: the first in full, then how
+        many there are and their input tokens and cost, counted with the count-tokens
+        endpoint. Nothing is logged; no message is sent.
+
+        Raises:
+            ClaudeError: If counting failed or was interrupted.
+            RequestError: If a request would not be sent.
+        """
+        runs = [self.dry_run(job.prompt, job.options) for job in jobs]
+        tokens = sum(run.input_tokens for run in runs)
+        costs = [run.input_cost for run in runs]
+        cost = (
+            f" · input ${sum(c or 0.0 for c in costs):.4f} uncached at list price"
+            if all(c is not None for c in costs)
+            else " · some models have no known price"
+        )
+        first = runs[0].report().removeprefix("Dry run: nothing was sent to the Messages API.\n")
+        return (
+            f"Dry run: nothing was sent to the Messages API. {len(jobs)} requests; the first "
+            f"({jobs[0].label}):\n{first}\nAll {len(jobs)}: {tokens:,} input tokens{cost}"
+        )
+
+    def _many_view(self, display: Display, layout: Layout) -> ManyView | None:
+        if display == "auto":
+            display = _front_end()
+        if display == "none":
+            return None
+        if display == "text":
+            return TerminalManyView()
+        from .widget import ColumnsView, RowsView  # ipywidgets only where a widget is shown
+
+        if layout == "rows":
+            return RowsView()
+        worker = shared_worker() if self.settings.render_worker else None
+        return ColumnsView(remote_images=self.settings.remote_images, worker=worker)
+
     def _keep_rendered(self, origin: _Origin, rendered: Mapping[int, str]) -> None:
         """Store each answered request's Markdown as the view rendered it, for the cache."""
         for run, offset, count in origin.sent:
@@ -565,6 +678,142 @@ def _content(prompt: str | Sequence[Part]) -> str | list[dict[str, Any]]:
     if not blocks:
         raise RequestError("The prompt is empty; nothing was sent.")
     return blocks
+
+
+def _amended(reply: Reply, error: str | None, parsed: Any = None) -> Reply:
+    """The reply with another error (or none), and its text parsed."""
+    return reply.concluding([], error=error, parsed=parsed, duration=reply.timing.duration)
+
+
+RETRIED_TOGETHER = frozenset({429, 529})
+"""Statuses that hold every request of a cell back (rate limited, overloaded)."""
+
+RETRIED_ALONE = frozenset({500, 502, 503, 504})
+"""Statuses a request of several is tried again for on its own, after a backoff."""
+
+MAX_ATTEMPTS = 8
+"""Tries of one request of several before its refusal becomes its error."""
+
+NOT_SENT = "Not sent: the cell was interrupted before this request began."
+
+REFRESH_SECONDS = 0.1
+"""How often the main thread brings the view of several requests up to date."""
+
+
+class _Many:
+    """The requests of one :meth:`Session.ask_many` call, run on worker threads.
+
+    Workers only stream into their progress records and the run log; the main thread reads
+    the records for the view. An HTTP client of their own lets an interrupt close every
+    connection at once.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        client: anthropic.Anthropic,
+        bodies: Sequence[dict[str, Any]],
+        origin: _Origin,
+    ) -> None:
+        self.session = session
+        self.bodies = bodies
+        self.origin = origin
+        self.endpoint = str(client.base_url)
+        self.client = client.copy(
+            http_client=anthropic.DefaultHttpxClient(timeout=client.timeout), max_retries=0
+        )
+        self.records = [Progress() for _ in bodies]
+        self.done: list[Reply | None] = [None] * len(bodies)
+        self.cancelled = threading.Event()
+        self.gate = Gate()
+
+    def run(self, concurrency: int, view: ManyView | None, interrupts: Interrupts) -> bool:
+        """Run every request; return whether the user interrupted."""
+        pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="nbclaude")
+        futures = [pool.submit(self._one, index) for index in range(len(self.bodies))]
+        interrupted = False
+        try:
+            with interrupts.allowed():
+                while not all(future.done() for future in futures):
+                    wait(futures, timeout=REFRESH_SECONDS)
+                    if view is not None:
+                        view.progress(self.records, self.done)
+        except KeyboardInterrupt:
+            interrupted = True
+            self.cancelled.set()
+            self.client.close()  # every connection at once
+        pool.shutdown(wait=True, cancel_futures=True)
+        self.client.close()
+        return interrupted
+
+    def replies(self, jobs: Sequence[Job]) -> list[Reply]:
+        """Each request's reply; an empty one for a request never sent; parsed by schema."""
+        replies = []
+        for job, body, reply in zip(jobs, self.bodies, self.done, strict=True):
+            if reply is None:
+                reply = stream.ReplyBuilder().reply(error=NOT_SENT, model=str(body["model"]))
+            elif job.options.schema is not None and not reply.error:
+                parsed, error = job.options.schema.parse(reply.text)
+                reply = reply.concluding(
+                    [], error=error, parsed=parsed, duration=reply.timing.duration
+                )
+            replies.append(reply)
+        return replies
+
+    def _one(self, index: int) -> None:
+        body, record = self.bodies[index], self.records[index]
+        key = request_key(body, self.endpoint)
+        stored = self.session._stored(key) if self.origin.cache else None
+        attempt = 0
+        while True:
+            if not self.gate.wait(self.cancelled):
+                return
+            started = self.session.runs.start()
+            if stored is not None:
+                message, rendered = stored
+                reply = stream.replay(message, progress=record, rendered=rendered)
+            else:
+                try:
+                    reply = stream.run(
+                        self.client,
+                        sdk_arguments(self.client.messages.create, body),
+                        on_progress=self._stop_if_cancelled,
+                        prices=self.session.settings.prices,
+                        progress=record,
+                        raise_statuses=RETRIED_TOGETHER | RETRIED_ALONE
+                        if attempt + 1 < MAX_ATTEMPTS
+                        else (),
+                    )
+                except anthropic.APIStatusError as exc:
+                    attempt += 1
+                    seconds = retry_after(exc.response.headers, attempt)
+                    if exc.status_code in RETRIED_TOGETHER:
+                        self.gate.pause(seconds)
+                    elif self.cancelled.wait(seconds):
+                        return
+                    continue
+            if self.cancelled.is_set() and reply.error and stored is None:
+                started_streaming = bool(reply.content)
+                error = stream.INTERRUPTED if started_streaming else stream.INTERRUPTED_BEFORE
+                reply = reply.concluding(
+                    [], error=error, parsed=None, duration=reply.timing.duration
+                )
+            self.session.runs.record(
+                started,
+                redacted({**body, "stream": True}),
+                flags=self.origin.flags,
+                reply=reply,
+                cached=stored is not None,
+                notebook=self.origin.notebook,
+                cell_id=self.origin.cell_id,
+                cache_key=key,
+            )
+            self.done[index] = reply
+            return
+
+    def _stop_if_cancelled(self, progress: Progress) -> None:
+        if self.cancelled.is_set():
+            raise KeyboardInterrupt  # stream.run closes the response and keeps what arrived
 
 
 def _call_tools(

@@ -225,7 +225,18 @@ then run `%claude demo off`.
     ),
 )
 
-REPLIES: tuple[Canned, ...] = (_TOOL, _PRIME, _GENERATOR, _LIST_TUPLE, _FALLBACK)
+_RATING = Canned(
+    name="rating",
+    pattern=re.compile(r"\brate\b|\brating\b|\breviews?\b"),
+    answer=(
+        "**4 / 5.** A canned demo reply: every review gets this same answer, so the table "
+        "shows how the cells line up, not what a model thinks. With a key, Claude reads each "
+        "review and rates it."
+    ),
+    thinking="Ratings need the review's text; the demo cannot read it, so it says so.",
+)
+
+REPLIES: tuple[Canned, ...] = (_TOOL, _PRIME, _GENERATOR, _LIST_TUPLE, _RATING, _FALLBACK)
 """The canned replies, tried in order; the last one answers everything."""
 
 

@@ -15,7 +15,8 @@ import keyword
 import os
 import re
 import shlex
-from collections.abc import Callable
+from collections import ChainMap
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -31,6 +32,7 @@ from .core import DEFAULT_MODEL, Display, Session, Settings, runs
 from .errors import RequestError
 from .keys import api_secrets
 from .log import RunLog
+from .many import DEFAULT_CONCURRENCY, Job, Layout, rows_of
 from .models import models_table
 from .prices import Price
 from .request import EFFORTS, Options, parse_param
@@ -138,7 +140,13 @@ class ClaudeMagics(Magics):
 
     @no_var_expand  # {{ name }} in -s is ours to fill; IPython would eat a brace pair
     @magic_arguments()
-    @argument("-m", "--model", help="Model id, or opus, sonnet, haiku, for this cell.")
+    @argument(
+        "-m",
+        "--model",
+        action="append",
+        help="Model id, or opus, sonnet, haiku; repeat it to run the prompt on each model, "
+        "side by side.",
+    )
     @argument("--max-tokens", type=int, metavar="N", help="max_tokens for this cell.")
     @argument(
         "-t",
@@ -188,6 +196,19 @@ class ClaudeMagics(Magics):
         help="Structured output: a pydantic model class or a JSON-schema dict; the reply's "
         ".parsed holds the validated value.",
     )
+    @argument("-n", type=int, metavar="N", help="Sample the prompt N times, side by side.")
+    @argument(
+        "--over",
+        metavar="NAME",
+        help="Run the cell once per row of NAME (a DataFrame, a list of dicts or of strings); "
+        "{{ column }} fills from the row ({{ item }} for strings).",
+    )
+    @argument(
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help=f"Requests at once for -m repeated, -n and --over (default {DEFAULT_CONCURRENCY}).",
+    )
     @argument("-o", "--out", metavar="NAME", help="Also bind the reply to NAME.")
     @argument(
         "--chat",
@@ -235,6 +256,9 @@ class ClaudeMagics(Magics):
         if not cell.strip():
             raise UsageError("The cell is empty: write the prompt below the %%claude line.")
         session = self._session()
+        if len(args.model or ()) > 1 or (args.n is not None and args.n != 1) or args.over:
+            self._claude_many(session, line, cell, args, out)
+            return
         try:
             options = self._options(session, args)
             prompt = self._prompt(cell, args)
@@ -259,13 +283,90 @@ class ClaudeMagics(Magics):
         except RequestError as exc:
             raise UsageError(str(exc)) from None
 
-    def _options(self, session: Session, args: Any) -> Options:
+    def _claude_many(
+        self, session: Session, line: str, cell: str, args: Any, out: str | None
+    ) -> None:
+        """A cell that makes several requests: ``-m`` repeated, ``-n``, ``--over``."""
+        for flag, given in (("--chat", args.chat), ("--tools", args.tools)):
+            if given is not None:
+                raise UsageError(
+                    f"{flag} works on one request at a time: it cannot be combined with "
+                    "several -m, -n or --over."
+                )
+        samples = 1 if args.n is None else args.n
+        if samples < 1:
+            raise UsageError(f"-n takes a positive number of samples, not {samples}.")
+        concurrency = DEFAULT_CONCURRENCY if args.concurrency is None else args.concurrency
+        if concurrency < 1:
+            raise UsageError(f"--concurrency takes a positive number, not {concurrency}.")
+        layout: Layout = "rows" if args.over is not None else "columns"
+        try:
+            if args.over is not None:
+                if len(args.model or ()) > 1 or samples > 1:
+                    raise UsageError("--over runs one model once per row: drop the extra -m or -n.")
+                jobs = self._row_jobs(session, cell, args)
+            else:
+                jobs = self._column_jobs(session, cell, args, samples)
+            if not jobs:
+                raise UsageError(f"--over {args.over}: there are no rows.")
+            if args.dry_run:
+                print(session.dry_run_many(jobs))
+                return
+            session.ask_many(
+                jobs,
+                layout=layout,
+                concurrency=concurrency,
+                display=self._display(),
+                flags=line,
+                keep=lambda replies: self._bind(replies, out),
+                cache=False if args.fresh else None,
+                notebook=self._notebook(),
+                cell_id=self.cells.cell_id,
+            )
+        except RequestError as exc:
+            raise UsageError(str(exc)) from None
+
+    def _column_jobs(self, session: Session, cell: str, args: Any, samples: int) -> list[Job]:
+        """One job per model and sample, the prompt filled once."""
+        prompt = self._prompt(cell, args)
+        jobs = []
+        for model in args.model or [None]:
+            options = self._options(session, args, model=model)
+            for sample in range(1, samples + 1):
+                label = options.model + (f" #{sample}" if samples > 1 else "")
+                inputs = {"model": options.model, "sample": sample}
+                jobs.append(Job(label, prompt, options, inputs))
+        return jobs
+
+    def _row_jobs(self, session: Session, cell: str, args: Any) -> list[Job]:
+        """One job per row, the prompt and the system prompt filled from the row first."""
+        try:
+            labels, rows = rows_of(self._value("--over", args.over), args.over)
+        except TypeError as exc:
+            raise UsageError(str(exc)) from None
+        jobs = []
+        model = (args.model or [None])[0]
+        for label, row in zip(labels, rows, strict=True):
+            namespace = ChainMap(dict(row), self._namespace)
+            options = self._options(session, args, model=model, namespace=namespace)
+            prompt = self._prompt(cell, args, namespace=namespace)
+            jobs.append(Job(f"row {label}", prompt, options, row))
+        return jobs
+
+    def _options(
+        self,
+        session: Session,
+        args: Any,
+        *,
+        model: str | None = None,
+        namespace: Mapping[str, Any] | None = None,
+    ) -> Options:
         """The cell's options: its flags over the settings, the system prompt filled."""
         system = args.system if args.system is not None else self.system
         return session.options(
-            model=args.model,
+            model=model or (args.model or [None])[0],
             max_tokens=args.max_tokens,
-            system=self._fill(system, raw=args.raw),
+            system=self._fill(system, raw=args.raw, namespace=namespace),
             thinking=args.thinking,
             effort=args.effort,
             temperature=args.temperature,
@@ -330,22 +431,26 @@ class ClaudeMagics(Magics):
         if out:
             self._namespace[out] = value
 
-    def _prompt(self, cell: str, args: Any) -> str | list[Part]:
+    def _prompt(
+        self, cell: str, args: Any, *, namespace: Mapping[str, Any] | None = None
+    ) -> str | list[Part]:
         """The prompt: the ``-f`` files, then the cell with its templates filled."""
         files: list[Part] = [from_path(path, source=f"-f {path}") for path in args.file or ()]
         if args.raw:
             filled: str | list[Part] = cell
         else:
-            filled = fill_prompt(cell, self._namespace, secrets=api_secrets(os.environ))
+            names = self._namespace if namespace is None else namespace
+            filled = fill_prompt(cell, names, secrets=api_secrets(os.environ))
         if not files:
             return filled
         return [*files, *([filled] if isinstance(filled, str) else filled)]
 
-    def _fill(self, text: str, *, raw: bool) -> str:
+    def _fill(self, text: str, *, raw: bool, namespace: Mapping[str, Any] | None = None) -> str:
         """Fill ``{{ name }}`` templates from the namespace, unless ``--raw``."""
         if raw:
             return text
-        return fill_templates(text, self._namespace, secrets=api_secrets(os.environ))
+        names = self._namespace if namespace is None else namespace
+        return fill_templates(text, names, secrets=api_secrets(os.environ))
 
     # IPython types the name-less form only; older releases leave it untyped.
     @line_magic("claude")  # type: ignore[arg-type, unused-ignore]

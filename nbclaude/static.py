@@ -29,7 +29,10 @@ __all__ = [
     "Sent",
     "Shown",
     "block_html",
+    "columns_bundle",
     "plain_text",
+    "reply_html",
+    "rows_bundle",
     "sent_html",
     "sent_text",
     "static_bundle",
@@ -341,15 +344,85 @@ def static_html(
         remote_images: Whether images in its Markdown load from the network.
         sent: What the prompt attached, shown above the reply (see :func:`sent_html`).
     """
+    inner = reply_html(reply, rendered, error=error, remote_images=remote_images)
+    return f'<div class="nbclaude"><style>{CSS}</style>{sent_html(sent)}{inner}</div>'
+
+
+def reply_html(
+    reply: Shown,
+    rendered: Mapping[int, str] | None = None,
+    *,
+    error: bool = True,
+    remote_images: bool = False,
+) -> str:
+    """The reply's blocks, notices and usage line, without the page's wrapper and styles:
+    for a view that shows several replies (see :func:`static_html` for the arguments)."""
     done = rendered or {}
     body = "".join(
         block_html(_as_dict(block), remote_images=remote_images, rendered=done.get(position))
         for position, block in enumerate(reply.transcript)
     )
-    return (
-        f'<div class="nbclaude"><style>{CSS}</style>{sent_html(sent)}{body}'
-        f"{notice_html(reply.notices(error=error))}{usage_html(reply)}</div>"
+    return f"{body}{notice_html(reply.notices(error=error))}{usage_html(reply)}"
+
+
+COLUMN_STYLE = "flex: 1 1 22em; min-width: 16em; max-width: 100%; overflow-x: auto"
+"""A column of the side-by-side view: as wide as the page allows, wrapping below 16em."""
+
+
+def columns_bundle(
+    labels: Sequence[str],
+    replies: Sequence[Shown],
+    summary: str,
+    rendered: Sequence[Mapping[int, str]] | None = None,
+) -> dict[str, str]:
+    """Several replies side by side, one column each with its label and usage line; the
+    columns wrap on a narrow screen. ``text/plain`` has each reply under its label."""
+    done = rendered or [{} for _ in replies]
+    columns = "".join(
+        f'<div class="nbclaude-column" style="{COLUMN_STYLE}">'
+        f"<p><strong>{_ascii_html(label)}</strong></p>"
+        f"{reply_html(reply, mine, error=True)}</div>"
+        for label, reply, mine in zip(labels, replies, done, strict=True)
     )
+    html = (
+        f'<div class="nbclaude"><style>{CSS}</style>'
+        '<div class="nbclaude-columns" style="display: flex; flex-wrap: wrap; gap: 1.5em; '
+        f'align-items: flex-start">{columns}</div>'
+        f'<div class="nbclaude-usage">{_ascii_html(summary)}</div></div>'
+    )
+    plain = "\n\n".join(
+        f"== {label} ==\n{plain_text(reply)}\n[{reply.status_line}]"
+        for label, reply in zip(labels, replies, strict=True)
+    )
+    return {"text/html": html, "text/plain": f"{plain}\n\n{summary}"}
+
+
+EXCERPT_CHARS = 100
+"""Characters of a reply shown on its row before it is opened."""
+
+
+def _excerpt(reply: Shown) -> str:
+    text = " ".join((reply.text or reply.status_line).split())
+    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
+
+
+def rows_bundle(labels: Sequence[str], replies: Sequence[Shown], summary: str) -> dict[str, str]:
+    """One line per reply (its row, the start of its answer or its error), each opening
+    onto the whole reply; the totals first."""
+    rows = "".join(
+        f'<details class="nbclaude-row"><summary><code>{escape(label)}</code> '
+        f"{'[failed] ' if reply.notices() else ''}{_ascii_html(_excerpt(reply))}</summary>"
+        f"{reply_html(reply)}</details>"
+        for label, reply in zip(labels, replies, strict=True)
+    )
+    html = (
+        f'<div class="nbclaude"><style>{CSS}</style>'
+        f'<div class="nbclaude-usage">{_ascii_html(summary)}</div>{rows}</div>'
+    )
+    plain = "\n".join(
+        f"{label}: {_excerpt(reply)}" for label, reply in zip(labels, replies, strict=True)
+    )
+    return {"text/html": html, "text/plain": f"{summary}\n{plain}"}
 
 
 def _as_dict(block: Any) -> Mapping[str, Any]:

@@ -20,7 +20,7 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -297,6 +297,7 @@ def run(
     prices: Mapping[str, Price] | None = None,
     interrupts: Interrupts | None = None,
     progress: Progress | None = None,
+    raise_statuses: Collection[int] = (),
 ) -> Reply:
     """Send a request to the Messages API and stream the answer.
 
@@ -317,9 +318,15 @@ def run(
             interrupted. Without one, interrupts are caught wherever they land.
         progress: The record to add this reply's blocks to, after what it holds (the
             earlier rounds of a tool loop); a new one by default.
+        raise_statuses: HTTP statuses raised as ``anthropic.APIStatusError`` instead of
+            becoming the reply's error, for a caller that waits and tries again itself
+            (rate limits); only when the API refuses the request, before any reply.
 
     Returns:
         The reply, complete or not.
+
+    Raises:
+        anthropic.APIStatusError: For a status in ``raise_statuses``.
     """
     builder = ReplyBuilder(clock=clock, progress=progress)
     guard = interrupts or Interrupts()
@@ -331,6 +338,10 @@ def run(
             stream = client.messages.create(**arguments, stream=True)
     except KeyboardInterrupt:
         error = INTERRUPTED_BEFORE
+    except anthropic.APIStatusError as exc:
+        if exc.status_code in raise_statuses:
+            raise
+        error = describe_error(exc, arguments)
     except (anthropic.APIError, httpx2.HTTPError, OSError) as exc:
         error = describe_error(exc, arguments)
     else:

@@ -1035,6 +1035,8 @@ class RecordedRequest:
     """The body as received."""
     request_id: str
     """The ``request-id`` the server answered with."""
+    received_at: float = 0.0
+    """When the request arrived, in ``time.monotonic()`` seconds."""
     _progress: _Progress = field(default_factory=_Progress, repr=False, compare=False)
 
     @property
@@ -1353,6 +1355,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             body=body,
             raw_body=raw_body,
             request_id=f"req_fake{secrets.token_hex(12)}",
+            received_at=time.monotonic(),
         )
         self.server.fake._record(record)
         self._deadline = time.monotonic() + self.server.fake.max_response_seconds

@@ -16,10 +16,11 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol, TextIO
 
 from .attachments import Attachment
+from .many import Replies
 from .reply import Reply
 from .stream import BlockProgress, Progress
 
-__all__ = ["TerminalView", "View"]
+__all__ = ["ManyView", "TerminalManyView", "TerminalView", "View"]
 
 
 class View(Protocol):
@@ -131,3 +132,59 @@ class TerminalView:
     def rendered(self) -> Mapping[int, str]:
         """A terminal renders no Markdown."""
         return {}
+
+
+class ManyView(Protocol):
+    """What shows a cell that makes several requests at once (``-m`` repeated, ``-n``,
+    ``--over``): started with their labels, refreshed from the main thread with each
+    request's progress and the replies done so far, then finished with all of them."""
+
+    def start(self, labels: Sequence[str]) -> None:
+        """Show that the requests are about to go, before any is sent."""
+
+    def progress(self, records: Sequence[Progress], done: Sequence[Reply | None]) -> None:
+        """Called a few times a second: each request's progress, and its reply once done."""
+
+    def finish(self, replies: Replies) -> None:
+        """Show every reply in its lasting form."""
+
+    def abandon(self, replies: Replies) -> None:
+        """Show the replies at once, unrendered: :meth:`finish` was interrupted."""
+
+
+class TerminalManyView:
+    """Terminal IPython: each reply printed whole as it finishes, then the totals."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self._labels: Sequence[str] = ()
+        self._printed: set[int] = set()
+
+    @property
+    def _out(self) -> TextIO:
+        return self._stream or sys.stdout
+
+    def start(self, labels: Sequence[str]) -> None:
+        """Say how many requests go."""
+        self._labels = labels
+        self._out.write(f"[{len(labels)} requests]\n")
+        self._out.flush()
+
+    def progress(self, records: Sequence[Progress], done: Sequence[Reply | None]) -> None:
+        """Print the replies that finished since the last call."""
+        for index, reply in enumerate(done):
+            if reply is not None and index not in self._printed:
+                self._printed.add(index)
+                text = reply.text or reply.error or ""
+                self._out.write(f"\n== {self._labels[index]} ==\n{text}\n[{reply.status_line}]\n")
+        self._out.flush()
+
+    def finish(self, replies: Replies) -> None:
+        """Print what is left, and the totals."""
+        self.progress([], list(replies))
+        self._out.write(f"\n{replies.summary()}\n")
+        self._out.flush()
+
+    def abandon(self, replies: Replies) -> None:
+        """The replies print as plain text anyway."""
+        self.finish(replies)

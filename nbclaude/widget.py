@@ -19,6 +19,7 @@ This is the only module that touches ipywidgets; the request runs outside any
 
 from __future__ import annotations
 
+import html
 import math
 import sys
 import time
@@ -29,9 +30,19 @@ from IPython.display import DisplayHandle, display
 from ipywidgets.widgets.widget_string import HTMLMathStyle, HTMLStyle
 
 from .attachments import Attachment
+from .many import Replies
 from .markdown import IncrementalRenderer, Update
 from .reply import Reply
-from .static import CSS, block_html, sent_html, static_bundle, text_bundle, thinking_html
+from .static import (
+    CSS,
+    block_html,
+    columns_bundle,
+    rows_bundle,
+    sent_html,
+    static_bundle,
+    text_bundle,
+    thinking_html,
+)
 from .stream import BlockProgress, Progress
 from .worker import RemoteRenderer, RenderWorker, WorkerError
 
@@ -237,8 +248,10 @@ class WidgetView:
         seal_at: int = SEAL_AT,
         remote_images: bool = False,
         worker: RenderWorker | None = None,
+        standalone: bool = True,
     ) -> None:
         self._clock = clock
+        self._standalone = standalone
         # A worker renders on another core; one still starting up is not waited for, and
         # a block that begins before it is ready renders in the kernel.
         self._worker = worker
@@ -306,7 +319,8 @@ class WidgetView:
         if sent:
             self.root.children = (self._css, self._html(sent_html(sent)), self.body, self.footer)
         self._started = self._clock()
-        self._handle = display(self.root, display_id=True)
+        if self._standalone:
+            self._handle = display(self.root, display_id=True)
 
     def progress(self, record: Progress) -> None:
         """Refresh if the throttle allows it, else feed the worker; first content at once."""
@@ -496,6 +510,15 @@ class WidgetView:
         self._final = rendered
         return rendered
 
+    def final_html(self) -> dict[int, str]:
+        """The final HTML of each Markdown block, by position: what :meth:`finish` shows,
+        for a view that holds this one and shows the reply itself."""
+        return self._rendered()
+
+    def close(self) -> None:
+        """Close the widget and its renderers, for a view that holds this one."""
+        self._close()
+
     def _close(self) -> None:
         for progress in self._progress:
             if isinstance(progress.renderer, RemoteRenderer):
@@ -513,3 +536,194 @@ def _close_tree(widget: widgets.Widget) -> None:
         if isinstance(part, widgets.Widget):
             part.close()
     widget.close()
+
+
+MANY_MESSAGES_PER_SECOND = 25
+"""Widget messages a view of several requests sends at most, about, however many there are."""
+
+
+class ColumnsView:
+    """Several replies streaming side by side (``-m`` repeated, ``-n``): a live view per
+    request in a grid that wraps on narrow screens, then the static columns.
+
+    Args:
+        remote_images: Whether images in the Markdown load from the network.
+        worker: The render worker, shared by the columns.
+    """
+
+    def __init__(self, *, remote_images: bool = False, worker: RenderWorker | None = None) -> None:
+        self._remote_images = remote_images
+        self._worker = worker
+        self._views: list[WidgetView] = []
+        self._handle: DisplayHandle | None = None
+        self.root: widgets.Box | None = None
+
+    def start(self, labels: Sequence[str]) -> None:
+        """Display a column per request, each with its label and an empty live view."""
+        interval = max(0.08, len(labels) / MANY_MESSAGES_PER_SECOND)
+        columns = []
+        for label in labels:
+            view = WidgetView(
+                min_interval=interval,
+                remote_images=self._remote_images,
+                worker=self._worker,
+                standalone=False,
+            )
+            view.start()
+            self._views.append(view)
+            title = widgets.HTML(f"<strong>{_escape(label)}</strong>")
+            columns.append(
+                widgets.VBox(
+                    children=(title, view.root),
+                    layout=widgets.Layout(flex="1 1 22em", min_width="16em"),
+                )
+            )
+        self.root = widgets.Box(
+            children=tuple(columns),
+            layout=widgets.Layout(
+                display="flex", flex_flow="row wrap", align_items="flex-start", width="100%"
+            ),
+        )
+        self._handle = display(self.root, display_id=True)
+
+    def progress(self, records: Sequence[Progress], done: Sequence[Reply | None]) -> None:
+        """Bring each column up to date (each throttles itself)."""
+        for view, record in zip(self._views, records, strict=True):
+            view.progress(record)
+
+    def finish(self, replies: Replies) -> None:
+        """Replace the grid with the static columns, the Markdown as rendered live."""
+        rendered = [view.final_html() for view in self._views]
+        bundle = columns_bundle(replies.labels, list(replies), replies.summary(), rendered)
+        self._replace(bundle)
+        self._close()
+
+    def abandon(self, replies: Replies) -> None:
+        """Replace the grid with each reply's text, unrendered."""
+        text = "\n\n".join(
+            f"== {label} ==\n{reply.text}"
+            for label, reply in zip(replies.labels, replies, strict=True)
+        )
+        self._replace({"text/plain": text, "text/html": f"<pre>{_escape(text)}</pre>"})
+        self._close()
+
+    def _replace(self, bundle: dict[str, str]) -> None:
+        if self._handle is not None:
+            self._handle.update(bundle, raw=True)
+        else:
+            display(bundle, raw=True)
+
+    def _close(self) -> None:
+        for view in self._views:
+            view.close()
+        if self.root is not None:
+            _close_tree(self.root)
+
+
+BAR_WIDTH = 30
+"""Characters of the progress bar."""
+
+ROWS_INTERVAL = 0.25
+"""Seconds between updates of the rows' progress bar."""
+
+
+class RowsView:
+    """A cell run over many rows (``--over``): a progress bar and each finished answer,
+    opening onto the whole reply, instead of a live view per row; then the static rows."""
+
+    def __init__(self, *, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self._labels: Sequence[str] = ()
+        self._shown: set[int] = set()
+        self._updated = -math.inf
+        self._started = clock()
+        self._handle: DisplayHandle | None = None
+        self.bar = widgets.HTML()
+        self.finished = widgets.VBox()
+        self.root = widgets.VBox(children=(self.bar, self.finished))
+
+    def start(self, labels: Sequence[str]) -> None:
+        """Display the empty bar."""
+        self._labels = labels
+        self._started = self._clock()
+        self.bar.value = self._bar([], [None] * len(labels))
+        self._handle = display(self.root, display_id=True)
+
+    def progress(self, records: Sequence[Progress], done: Sequence[Reply | None]) -> None:
+        """Update the bar, and list the rows finished since, a few times a second."""
+        now = self._clock()
+        if now - self._updated < ROWS_INTERVAL:
+            return
+        self._updated = now
+        self.bar.value = self._bar(records, done)
+        new = [i for i, reply in enumerate(done) if reply is not None and i not in self._shown]
+        if new:
+            self._shown.update(new)
+            rows = "".join(
+                f"<details><summary><code>{_escape(self._labels[i])}</code> "
+                f"{_escape(_first_line(done[i]))}</summary>"
+                f'<pre style="white-space: pre-wrap">{_escape(_text(done[i]))}</pre></details>'
+                for i in new
+            )
+            self.finished.children = (*self.finished.children, widgets.HTML(rows))
+
+    def _bar(self, records: Sequence[Progress], done: Sequence[Reply | None]) -> str:
+        total = len(done)
+        finished = [reply for reply in done if reply is not None]
+        failed = sum(1 for reply in finished if reply.error)
+        running = sum(
+            1
+            for record, reply in zip(records, done, strict=False)
+            if reply is None and record.blocks
+        )
+        filled = round(BAR_WIDTH * len(finished) / total) if total else BAR_WIDTH
+        tokens = sum(r.usage_summary.input_tokens + r.usage_summary.output_tokens for r in finished)
+        tokens += sum(
+            record.chars // 4 for record, reply in zip(records, done, strict=False) if reply is None
+        )
+        costs = [r.cost for r in finished if r.cost is not None]
+        cost = f" · ${sum(costs):.4f}" if costs else ""
+        line = (
+            f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {len(finished)} / {total} done"
+            f" · {failed} failed · {running} running · {self._clock() - self._started:.1f} s"
+            f" · ~{tokens:,} tokens{cost}"
+        )
+        return f'<div class="nbclaude-usage"><code>{_escape(line)}</code></div>'
+
+    def finish(self, replies: Replies) -> None:
+        """Replace the bar with the static rows: the totals, each row opening onto its reply."""
+        self._replace(rows_bundle(replies.labels, list(replies), replies.summary()))
+        _close_tree(self.root)
+
+    def abandon(self, replies: Replies) -> None:
+        """Replace the bar with the totals and each row's text, unrendered."""
+        text = (
+            replies.summary()
+            + "\n"
+            + "\n".join(
+                f"{label}: {reply.text}"
+                for label, reply in zip(replies.labels, replies, strict=True)
+            )
+        )
+        self._replace({"text/plain": text, "text/html": f"<pre>{_escape(text)}</pre>"})
+        _close_tree(self.root)
+
+    def _replace(self, bundle: dict[str, str]) -> None:
+        if self._handle is not None:
+            self._handle.update(bundle, raw=True)
+        else:
+            display(bundle, raw=True)
+
+
+def _escape(text: str) -> str:
+    return html.escape(text).encode("ascii", "xmlcharrefreplace").decode("ascii")
+
+
+def _text(reply: Reply | None) -> str:
+    return "" if reply is None else reply.text or reply.error or reply.status_line
+
+
+def _first_line(reply: Reply | None) -> str:
+    text = " ".join(_text(reply).split())
+    prefix = "[failed] " if reply is not None and reply.error else ""
+    return prefix + (text if len(text) <= 100 else text[:99] + "…")

@@ -38,6 +38,7 @@ def test_public_names_are_pinned_and_each_resolves() -> None:
     assert nbclaude.__all__ == [
         "ClaudeError",
         "ClaudeMagics",
+        "Replies",
         "Reply",
         "RequestError",
         "Run",

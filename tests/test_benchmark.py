@@ -44,12 +44,12 @@ def printed() -> str:
     return run_benchmark(BENCHMARK)
 
 
-def run_benchmark(path: Path) -> str:
-    """Run a benchmark on a short reply, twice each; what it printed."""
+def run_benchmark(path: Path, *arguments: str) -> str:
+    """Run a benchmark on a short reply, twice each (or with ``arguments``); what it printed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
     # A session of its own: on a timeout, its kernel and server go down with it.
     process = subprocess.Popen(
-        [sys.executable, str(path), "--size", "20000", "--runs", "2"],
+        [sys.executable, str(path), *(arguments or ("--size", "20000", "--runs", "2"))],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -96,3 +96,23 @@ def cache_printed() -> str:
 @pytest.mark.parametrize("figure", CACHE_FIGURES)
 def test_the_cache_benchmark_prints_the_figure(cache_printed: str, figure: str) -> None:
     assert re.search(CACHE_FIGURES[figure], cache_printed), f"no {figure} in:\n{cache_printed}"
+
+
+MANY_BENCHMARK = ROOT / "benchmarks" / "bench_many.py"
+MANY_FIGURES = {
+    "rows": r"6 rows, 0\.05 s each, concurrency 3: 6 complete",
+    "wall time": rf"wall time +{NUMBER} s \(ideal 0\.10 s\)",
+    "ratio": rf"wall time / ideal +{NUMBER} +\(target <= 1\.3\)",
+    "kernel CPU": rf"kernel CPU per row +{NUMBER} ms",
+    "messages": rf"widget messages per second +{NUMBER} +\(target <= 30\)",
+}
+
+
+@pytest.fixture(scope="module")
+def many_printed() -> str:
+    return run_benchmark(MANY_BENCHMARK, "--rows", "6", "--latency", "0.05", "--concurrency", "3")
+
+
+@pytest.mark.parametrize("figure", MANY_FIGURES)
+def test_the_rows_benchmark_prints_the_figure(many_printed: str, figure: str) -> None:
+    assert re.search(MANY_FIGURES[figure], many_printed), f"no {figure} in:\n{many_printed}"

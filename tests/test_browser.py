@@ -6,10 +6,11 @@ cells against paced fake replies, and reads the DOM while they stream: the live 
 (thinking open, then folded; Markdown that grows), the static HTML that replaces it, a
 reply full of injection attempts that must run nothing, and the notebook after a save and a
 reload; a prompt that sent a figure (its thumbnail, in an untrusted notebook too); a tool
-loop. The browser may reach 127.0.0.1 only; anything else is refused and recorded.
+loop; two models side by side. The browser may reach 127.0.0.1 only; anything else is
+refused and recorded.
 
 Set ``NBCLAUDE_SCREENSHOTS=docs`` to write ``docs/streaming.png``, ``docs/final.png``,
-``docs/attachments.png`` and ``docs/tools.png``.
+``docs/attachments.png``, ``docs/tools.png`` and ``docs/models.png``.
 """
 
 from __future__ import annotations
@@ -728,4 +729,34 @@ def test_a_tool_loop_shows_each_call_and_result_above_the_answer(
     assert cells.nth(2).evaluate(ACTIVE_CONTENT_JS) == []
     if (screenshot := screenshot_path("tools.png")) is not None:
         cells.nth(2).screenshot(path=str(screenshot))
+    assert unexpected_errors(watched) == []
+
+
+COLUMN_BOXES_JS = """(cell) => [...cell.querySelectorAll('.jp-OutputArea .nbclaude-column')]
+  .map((column) => { const box = column.getBoundingClientRect();
+                     return {x: Math.round(box.x), y: Math.round(box.y), width: box.width}; })"""
+"""Where each column of the static side-by-side view is on the page."""
+
+
+def test_models_side_by_side_stay_columns_and_wrap_on_a_narrow_screen(
+    lab: Lab, watched: Watched
+) -> None:
+    name = "models.ipynb"
+    write_notebook(lab, name, "%load_ext nbclaude", "%%claude -m sonnet -m haiku\nCompare.")
+    for model in ("sonnet", "haiku"):
+        lab.api.enqueue(
+            text_reply(f"## From {model}\n\n" + "A sentence of the answer. " * 30, chunk_size=8)
+        )
+    page = watched.page
+    cells = run_to_the_last_cell(page, lab, name)
+    cells.nth(1).locator(".jp-OutputArea .nbclaude-column").nth(1).wait_for()
+    left, right = cells.nth(1).evaluate(COLUMN_BOXES_JS)
+    assert left["y"] == right["y"]  # side by side
+    assert right["x"] > left["x"] + left["width"] - 1
+    if (screenshot := screenshot_path("models.png")) is not None:
+        cells.nth(1).screenshot(path=str(screenshot))
+    page.set_viewport_size({"width": 520, "height": 960})
+    page.wait_for_timeout(300)
+    top, below = cells.nth(1).evaluate(COLUMN_BOXES_JS)
+    assert below["y"] > top["y"]  # wrapped, one under the other
     assert unexpected_errors(watched) == []

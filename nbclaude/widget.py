@@ -473,10 +473,7 @@ class WidgetView:
         self._close()
 
     def _replace(self, bundle: dict[str, str]) -> None:
-        if self._handle is not None:
-            self._handle.update(bundle, raw=True)
-        else:
-            display(bundle, raw=True)
+        _replace(self._handle, bundle)
 
     @property
     def rendered(self) -> dict[int, str]:
@@ -608,10 +605,7 @@ class ColumnsView:
         self._close()
 
     def _replace(self, bundle: dict[str, str]) -> None:
-        if self._handle is not None:
-            self._handle.update(bundle, raw=True)
-        else:
-            display(bundle, raw=True)
+        _replace(self._handle, bundle)
 
     def _close(self) -> None:
         for view in self._views:
@@ -709,10 +703,15 @@ class RowsView:
         _close_tree(self.root)
 
     def _replace(self, bundle: dict[str, str]) -> None:
-        if self._handle is not None:
-            self._handle.update(bundle, raw=True)
-        else:
-            display(bundle, raw=True)
+        _replace(self._handle, bundle)
+
+
+def _replace(handle: DisplayHandle | None, bundle: dict[str, str]) -> None:
+    """Show ``bundle`` in place of what ``handle`` shows, or below if nothing was shown."""
+    if handle is not None:
+        handle.update(bundle, raw=True)
+    else:
+        display(bundle, raw=True)
 
 
 def _escape(text: str) -> str:

@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .core import Session, Settings, ask, runs
+    from .core import Session, Settings, ask, batch, runs
     from .errors import ClaudeError, RequestError
     from .log import Run, RunLog
     from .magic import ClaudeMagics
@@ -31,6 +31,7 @@ __all__ = [
     "UsageSummary",
     "__version__",
     "ask",
+    "batch",
     "load_ipython_extension",
     "runs",
     "unload_ipython_extension",
@@ -51,6 +52,7 @@ _LAZY = {
     "Settings": "core",
     "UsageSummary": "reply",
     "ask": "core",
+    "batch": "core",
     "runs": "core",
 }
 

@@ -36,6 +36,15 @@ from pydantic import BaseModel
 
 from . import stream
 from .attachments import Attachment, Part, check_limits, content_blocks, prompt_parts, redacted
+from .batches import (
+    BATCH_DISCOUNT,
+    MAX_REQUESTS,
+    Poll,
+    custom_id,
+    progress_of,
+    replies_from,
+    split,
+)
 from .blocks import kind_of
 from .chat import Chats, TurnKey, assistant_content
 from .demo import Demo
@@ -52,7 +61,7 @@ from .store import Store, StoreError, default_path, request_key
 from .stream import BlockProgress, Progress
 from .structured import schema_of
 from .tools import Tool, call_tool, tools_of
-from .view import ManyView, TerminalManyView, TerminalView, View
+from .view import BatchView, ManyView, TerminalManyView, TerminalView, View
 from .worker import shared_worker
 
 __all__ = [
@@ -417,7 +426,7 @@ class Session:
             if view is not None:
                 view.start([job.label for job in jobs])
             interrupted = many.run(max(1, concurrency), view, interrupts)
-            replies = Replies(jobs, many.replies(jobs), layout)
+            replies = Replies.of(jobs, many.replies(jobs), layout)
             if keep is not None:
                 keep(replies)
             if view is not None:
@@ -429,10 +438,11 @@ class Session:
                     interrupted = True
             if interrupted or interrupts.held:
                 raise ClaudeError(
-                    f"Interrupted: {replies.summary()}; the replies that finished are kept."
+                    f"Interrupted: {replies.summary()}; the replies that finished are kept.",
+                    replies=replies,
                 )
             if (line := replies.error_line()) is not None:
-                raise ClaudeError(line)
+                raise ClaudeError(line, replies=replies)
         return replies
 
     def dry_run_many(self, jobs: Sequence[Job]) -> str:
@@ -458,13 +468,303 @@ class Session:
             f"({jobs[0].label}):\n{first}\nAll {len(jobs)}: {tokens:,} input tokens{cost}"
         )
 
+    def ask_batch(
+        self,
+        jobs: Sequence[Job],
+        *,
+        batch_size: int = MAX_REQUESTS,
+        display: Display | BatchView = "auto",
+        flags: str = "",
+        keep: Callable[[Replies], None] | None = None,
+        notebook: str | None = None,
+        confirm: Callable[[str], bool] | None = None,
+        poll: Poll | None = None,
+    ) -> Replies:
+        """Send every job through the Message Batches API, wait for the results, bind them.
+
+        The requests go in as few batches as the API's limits (and ``batch_size``) allow,
+        each remembered in the store as soon as it is created. Waiting polls the batches,
+        less and less often. An interrupt while waiting asks whether to cancel (``confirm``;
+        no by default): the batches keep running, and :meth:`attach_batch` collects them
+        later, from this kernel or another.
+
+        Args:
+            jobs: The rows' requests, in input order.
+            batch_size: Most requests per batch (the API takes up to 100,000).
+            display: Where to show the wait and the rows, or a view of its own.
+            flags: The ``%%claude`` line, for the run log and the store.
+            keep: Called with the replies before the view renders them.
+            notebook: The notebook the batch comes from.
+            confirm: Asks the user a yes-or-no question; ``input()`` by default.
+            poll: When to poll; from one second, growing to a minute, by default.
+
+        Returns:
+            The replies, in input order, priced at batch prices.
+
+        Raises:
+            ClaudeError: If any request failed, or the wait was interrupted (the batches
+                keep running unless the user chose to cancel them).
+            RequestError: If a request would not be sent: nothing was sent.
+        """
+        bodies = [self.request(job.prompt, job.options) for job in jobs]
+        client = self.client()
+        view = self._batch_view(display) if isinstance(display, str) else display
+        where = notebook or os.environ.get("JPY_SESSION_NAME") or None
+        rows = [
+            {
+                "custom_id": custom_id(i),
+                "label": job.label,
+                "inputs": dict(job.inputs),
+                "model": body["model"],
+            }
+            for i, (job, body) in enumerate(zip(jobs, bodies, strict=True))
+        ]
+        groups = split(
+            [
+                {"custom_id": row["custom_id"], "params": body}
+                for row, body in zip(rows, bodies, strict=True)
+            ],
+            max_requests=max(1, batch_size),
+        )
+        ids: list[str] = []
+        with Interrupts() as interrupts:
+            if view is not None:
+                view.start([job.label for job in jobs])
+            # Not interruptible: a batch created on the API's side and never known here
+            # would run unseen. An interrupt meanwhile is held for the wait, which asks.
+            try:
+                for group in groups:
+                    batch = client.messages.batches.create(requests=group)  # type: ignore[arg-type]
+                    ids.append(batch.id)
+                    mine = {request["custom_id"] for request in group}
+                    its_rows = [row for row in rows if row["custom_id"] in mine]
+                    self._remember_batch(batch.id, ids[0], its_rows, flags, where)
+            except anthropic.APIError as exc:
+                made = f" Batches created before: {', '.join(ids)}." if ids else ""
+                raise ClaudeError(describe_error(exc) + made) from exc
+            estimate = self._batch_estimate(client, bodies)
+            return self._collect_batches(
+                client,
+                ids,
+                rows,
+                view,
+                interrupts,
+                keep=keep,
+                confirm=confirm,
+                poll=poll,
+                estimate=estimate,
+            )
+
+    def _batch_estimate(self, client: anthropic.Anthropic, bodies: Sequence[dict[str, Any]]) -> str:
+        """The input's cost at batch prices, from the first request's count times the rows;
+        empty when it cannot be told (no price, or counting failed)."""
+        price = price_for(str(bodies[0].get("model", "")), self.settings.prices)
+        if price is None:
+            return ""
+        count = client.messages.count_tokens
+        try:
+            tokens = count(**sdk_arguments(count, bodies[0], extra=False)).input_tokens
+        except (anthropic.APIError, AttributeError, TypeError):
+            return ""
+        cost = tokens * len(bodies) * price.scaled(BATCH_DISCOUNT).input / 1_000_000
+        return f" · input about ${cost:.4f} at batch prices"
+
+    def attach_batch(
+        self,
+        batch_id: str,
+        *,
+        display: Display | BatchView = "auto",
+        keep: Callable[[Replies], None] | None = None,
+        confirm: Callable[[str], bool] | None = None,
+        poll: Poll | None = None,
+    ) -> Replies:
+        """Wait for a batch made earlier (in this kernel or another) and return its replies.
+
+        Every batch the same cell made is collected with it, each result on its row, when
+        the store remembers them; a batch the store does not know is collected alone, its
+        rows named by their custom ids.
+
+        Raises:
+            ClaudeError: As :meth:`ask_batch`, and if the API does not know the batch.
+        """
+        group = self._batch_group(batch_id)
+        ids = [str(row["id"]) for row in group] or [batch_id]
+        rows = [job for row in group for job in row["jobs"]]
+        client = self.client()
+        view = self._batch_view(display) if isinstance(display, str) else display
+        with Interrupts() as interrupts:
+            if view is not None:
+                view.start([str(row["label"]) for row in rows])
+            return self._collect_batches(
+                client, ids, rows, view, interrupts, keep=keep, confirm=confirm, poll=poll
+            )
+
+    def cancel_batch(self, batch_id: str) -> list[str]:
+        """Cancel a batch and the others its cell made; return their ids.
+
+        Raises:
+            ClaudeError: If the API refused.
+        """
+        ids = [str(row["id"]) for row in self._batch_group(batch_id)] or [batch_id]
+        client = self.client()
+        try:
+            for each in ids:
+                client.messages.batches.cancel(each)
+        except anthropic.APIError as exc:
+            raise ClaudeError(describe_error(exc)) from exc
+        return ids
+
+    def batches(self) -> list[Mapping[str, Any]]:
+        """The most recent batches the store remembers, newest first (empty if it cannot
+        be read)."""
+        store = self.runs.store
+        try:
+            return store.batches() if store is not None else []
+        except StoreError as exc:
+            self.runs.warn(f"{exc}: the batches it remembers cannot be listed.")
+            return []
+
+    def _batch_group(self, batch_id: str) -> list[Mapping[str, Any]]:
+        store = self.runs.store
+        try:
+            return store.batch_group(batch_id) if store is not None else []
+        except StoreError as exc:
+            self.runs.warn(f"{exc}: the batch's rows are not known; collecting it alone.")
+            return []
+
+    def _remember_batch(
+        self,
+        batch_id: str,
+        group: str,
+        rows: Sequence[Mapping[str, Any]],
+        flags: str,
+        notebook: str | None,
+    ) -> None:
+        store = self.runs.store
+        if store is None:
+            return
+        try:
+            store.add_batch(
+                batch_id,
+                group=group,
+                created_at=datetime.now().astimezone(),
+                notebook=notebook,
+                flags=flags,
+                jobs=list(rows),
+            )
+        except StoreError as exc:
+            self.runs.warn(f"{exc}: batch {batch_id} is not remembered; note its id to re-attach.")
+
+    def _set_batch_state(self, ids: Sequence[str], state: str) -> None:
+        store = self.runs.store
+        if store is None:
+            return
+        try:
+            for each in ids:
+                store.set_batch_state(each, state)
+        except StoreError as exc:
+            self.runs.warn(f"{exc}: the batch's state is not remembered.")
+
+    def _collect_batches(
+        self,
+        client: anthropic.Anthropic,
+        ids: list[str],
+        rows: Sequence[Mapping[str, Any]],
+        view: BatchView | None,
+        interrupts: Interrupts,
+        *,
+        keep: Callable[[Replies], None] | None,
+        confirm: Callable[[str], bool] | None,
+        poll: Poll | None,
+        estimate: str = "",
+    ) -> Replies:
+        """Wait for the batches to end, then bind and show their results."""
+        waiting = poll or Poll()
+        began = time.monotonic()
+        reattach = f"%claude batch {ids[0]} re-attaches and binds the results."
+        try:
+            while True:
+                try:
+                    with interrupts.allowed():
+                        batches = [client.messages.batches.retrieve(each) for each in ids]
+                        progress = progress_of(batches)
+                        if view is not None:
+                            view.status(progress.line(ids, time.monotonic() - began, estimate))
+                        if progress.ended:
+                            break
+                        time.sleep(waiting.next())
+                except KeyboardInterrupt:
+                    named = ", ".join(ids)
+                    question = f"Cancel the batch ({named})? Rows not yet run are dropped. [y/N] "
+                    if not (confirm or _yes)(question):
+                        line = (
+                            f"Interrupted: the batch keeps running ({', '.join(ids)}); {reattach}"
+                        )
+                        if view is not None:
+                            view.stop(line)
+                        raise ClaudeError(line) from None
+                    for each in ids:
+                        client.messages.batches.cancel(each)
+                    self._set_batch_state(ids, "canceling")
+            results: dict[str, Reply] = {}
+            models = {str(row["custom_id"]): str(row.get("model", "")) for row in rows}
+            for each in ids:
+                results.update(
+                    replies_from(
+                        client.messages.batches.results(each), models, self.settings.prices
+                    )
+                )
+        except anthropic.APIError as exc:
+            line = f"{describe_error(exc)} {reattach}"
+            if view is not None:
+                view.stop(line)
+            raise ClaudeError(line) from exc
+        self._set_batch_state(ids, "collected")
+        if not rows:  # a batch the store did not know: its rows by custom id
+            rows = [
+                {"custom_id": key, "label": key, "inputs": {}}
+                for key in sorted(results, key=_row_number)
+            ]
+        missing = "No result for this row in the batch."
+        replies = [
+            results.get(str(row["custom_id"]))
+            or stream.ReplyBuilder().reply(error=missing, model=str(row.get("model", "")))
+            for row in rows
+        ]
+        for row, reply in zip(rows, replies, strict=True):
+            self.runs.record(
+                self.runs.start(),
+                {"model": reply.model, "batch": ids, "custom_id": row["custom_id"]},
+                flags="--batch",
+                reply=reply,
+            )
+        result = Replies(
+            [str(row["label"]) for row in rows],
+            [row.get("inputs", {}) for row in rows],
+            replies,
+            "rows",
+        )
+        if keep is not None:
+            keep(result)
+        if view is not None:
+            with interrupts.allowed():
+                view.finish(result)
+        if (failure := result.error_line()) is not None:
+            raise ClaudeError(failure, replies=result)
+        return result
+
+    def _batch_view(self, display: Display) -> BatchView | None:
+        shown = _where(display)
+        if shown != "widget":
+            return None if shown is None else TerminalManyView()
+        from .widget import RowsView  # ipywidgets only where a widget is shown
+
+        return RowsView()
+
     def _many_view(self, display: Display, layout: Layout) -> ManyView | None:
-        if display == "auto":
-            display = _front_end()
-        if display == "none":
-            return None
-        if display == "text":
-            return TerminalManyView()
+        shown = _where(display)
+        if shown != "widget":
+            return None if shown is None else TerminalManyView()
         from .widget import ColumnsView, RowsView  # ipywidgets only where a widget is shown
 
         if layout == "rows":
@@ -618,12 +918,9 @@ class Session:
         return client
 
     def _view(self, display: Display) -> View | None:
-        if display == "auto":
-            display = _front_end()
-        if display == "none":
-            return None
-        if display == "text":
-            return TerminalView()
+        shown = _where(display)
+        if shown != "widget":
+            return None if shown is None else TerminalView()
         from .widget import WidgetView  # ipywidgets only where a widget is shown
 
         worker = shared_worker() if self.settings.render_worker else None
@@ -678,6 +975,21 @@ def _content(prompt: str | Sequence[Part]) -> str | list[dict[str, Any]]:
     if not blocks:
         raise RequestError("The prompt is empty; nothing was sent.")
     return blocks
+
+
+def _yes(question: str) -> bool:
+    """Ask the user; ``False`` unless they answer yes, or when there is no one to ask."""
+    try:
+        answer = input(question)
+    except Exception:  # no stdin here (a kernel whose front end allows none, a pipeline)
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _row_number(key: str) -> tuple[int, str]:
+    """Sorts custom ids such as ``row-10`` after ``row-9``."""
+    number = key.rpartition("-")[2]
+    return (int(number), key) if number.isdigit() else (sys.maxsize, key)
 
 
 def _amended(reply: Reply, error: str | None, parsed: Any = None) -> Reply:
@@ -853,6 +1165,12 @@ def _attached(prompt: str | Sequence[Part]) -> list[Attachment]:
     return [] if isinstance(prompt, str) else [p for p in prompt if isinstance(p, Attachment)]
 
 
+def _where(display: Display) -> Literal["widget", "text"] | None:
+    """Where a call shows its reply: ``auto`` decided, ``none`` as ``None``."""
+    chosen = _front_end() if display == "auto" else display
+    return None if chosen == "none" else "text" if chosen == "text" else "widget"
+
+
 def _front_end() -> Display:
     """Where this Python shows a reply, read without importing IPython.
 
@@ -900,6 +1218,21 @@ def use_session(chosen: Session | None) -> None:
     """Make ``chosen`` the process's session (``None``: a new one on next use)."""
     global _session
     _session = chosen
+
+
+def batch(batch_id: str, *, display: Display = "auto", session: Session | None = None) -> Replies:
+    """Wait for a Message Batch made earlier (``%%claude --over NAME --batch``), from this
+    kernel or another, and return its rows' replies: ``%claude batch ID`` from Python.
+
+    Args:
+        batch_id: The batch's id (``msgbatch_...``); every batch its cell made comes with it.
+        display: Where to show the wait and the rows (see :data:`Display`).
+        session: The session to use; the process's by default.
+
+    Raises:
+        ClaudeError: If any row failed, the wait was interrupted, or the API refused.
+    """
+    return (session or default_session()).attach_batch(batch_id, display=display)
 
 
 Moment = date | datetime | str

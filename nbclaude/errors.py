@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anthropic
@@ -40,11 +40,20 @@ class ClaudeError(Exception):
     Line breaks and runs of spaces in the message are folded, so it stays one line.
     """
 
-    def __init__(self, message: str, *, reply: Reply | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        reply: Reply | None = None,
+        replies: Sequence[Reply] | None = None,
+    ) -> None:
         super().__init__(" ".join(str(message).split()))
         self.reply = reply
         """What arrived before the failure (``complete`` false, ``error`` set), if a
         request was sent; a complete reply when only showing it was interrupted."""
+        self.replies = replies
+        """For a call of several requests (rows, models, a batch): every reply, the
+        failed ones with ``error`` set (an ``nbclaude.Replies``)."""
 
     def _render_traceback_(self) -> list[str]:
         return [f"\x1b[31mClaudeError\x1b[0m: {self}"]

@@ -27,6 +27,7 @@ from traitlets import Bool, Dict, Enum, Float, Integer, Unicode
 
 from . import demo
 from .attachments import Part, from_path
+from .batches import batches_table
 from .chat import DEFAULT_CHAT, CellTracker
 from .core import DEFAULT_MODEL, Display, Session, Settings, runs
 from .errors import RequestError
@@ -118,6 +119,13 @@ class ClaudeMagics(Magics):
             "sending it: re-running a notebook then costs nothing. %claude cache on|off|clear."
         ),
     ).tag(config=True)
+    batch_size = Integer(
+        100_000,
+        help=(
+            "Most requests per Message Batch with --batch; the API takes up to 100,000 "
+            "(and 256 MB): a cell with more rows sends several batches."
+        ),
+    ).tag(config=True)
     cache_chats = Bool(
         True,
         help=(
@@ -204,6 +212,12 @@ class ClaudeMagics(Magics):
         "{{ column }} fills from the row ({{ item }} for strings).",
     )
     @argument(
+        "--batch",
+        action="store_true",
+        help="With --over: send the rows through the Message Batches API (half price, "
+        "asynchronous); %%claude batch ID re-attaches.",
+    )
+    @argument(
         "--concurrency",
         type=int,
         metavar="N",
@@ -256,6 +270,8 @@ class ClaudeMagics(Magics):
         if not cell.strip():
             raise UsageError("The cell is empty: write the prompt below the %%claude line.")
         session = self._session()
+        if args.batch and not args.over:
+            raise UsageError("--batch sends the rows of --over NAME: give --over too.")
         if len(args.model or ()) > 1 or (args.n is not None and args.n != 1) or args.over:
             self._claude_many(session, line, cell, args, out)
             return
@@ -311,6 +327,16 @@ class ClaudeMagics(Magics):
                 raise UsageError(f"--over {args.over}: there are no rows.")
             if args.dry_run:
                 print(session.dry_run_many(jobs))
+                return
+            if args.batch:
+                session.ask_batch(
+                    jobs,
+                    batch_size=int(self.batch_size),
+                    display=self._display(),
+                    flags=line,
+                    keep=lambda replies: self._bind(replies, out),
+                    notebook=self._notebook(),
+                )
                 return
             session.ask_many(
                 jobs,
@@ -463,6 +489,8 @@ class ClaudeMagics(Magics):
         usage [--all]          every call this session: tokens, cache, cost, timing,
                                totals; --all: totals by model over every session stored
         models                 the models the API offers, with their aliases
+        batch [ID [--cancel]]  Message Batches: the recent ones; wait for ID and bind its
+                               rows to _claude; or cancel it
         cache [on|off|clear]   the response cache: answer a request seen before from the
                                store, without sending it (off by default); clear forgets
                                the cached replies, not the history
@@ -491,6 +519,7 @@ class ClaudeMagics(Magics):
             "usage": self._usage,
             "models": self._models,
             "cache": self._cache_command,
+            "batch": self._batch_command,
         }
 
     def _help(self, rest: str) -> None:
@@ -551,6 +580,23 @@ class ClaudeMagics(Magics):
             print(f"The response cache is on: a request seen before is answered from{where}.")
         else:
             print(f"The response cache is off: every cell asks the API; replies go to{where}.")
+
+    def _batch_command(self, rest: str) -> None:
+        words = rest.split()
+        session = self._session()
+        if not words:
+            print(batches_table(session.batches()))
+            return
+        batch_id, *flags = words
+        if flags == ["--cancel"]:
+            ids = session.cancel_batch(batch_id)
+            print(f"Canceling {', '.join(ids)}: %claude batch {batch_id} collects what ran.")
+        elif flags:
+            raise UsageError(f"%claude batch takes an id and --cancel, not {' '.join(flags)!r}.")
+        else:
+            session.attach_batch(
+                batch_id, display=self._display(), keep=lambda replies: self._bind(replies, None)
+            )
 
     def _models(self, rest: str) -> None:
         if rest:

@@ -100,11 +100,23 @@ class Replies(Sequence[Reply]):
     the static view the cell showed.
     """
 
-    def __init__(self, jobs: Sequence[Job], replies: Sequence[Reply], layout: Layout) -> None:
-        self._jobs = tuple(jobs)
+    def __init__(
+        self,
+        labels: Sequence[str],
+        inputs: Sequence[Mapping[str, Any]],
+        replies: Sequence[Reply],
+        layout: Layout,
+    ) -> None:
+        self._labels = tuple(labels)
+        self._inputs = tuple(inputs)
         self._replies = tuple(replies)
         self.layout: Layout = layout
         """Side by side (``columns``) or one row each (``rows``)."""
+
+    @classmethod
+    def of(cls, jobs: Sequence[Job], replies: Sequence[Reply], layout: Layout) -> Replies:
+        """The replies to ``jobs``, in their order."""
+        return cls([j.label for j in jobs], [j.inputs for j in jobs], replies, layout)
 
     @overload
     def __getitem__(self, index: int) -> Reply: ...
@@ -128,19 +140,19 @@ class Replies(Sequence[Reply]):
     @property
     def labels(self) -> tuple[str, ...]:
         """Each reply's label: the model, the sample, the row."""
-        return tuple(job.label for job in self._jobs)
+        return self._labels
 
     @property
     def inputs(self) -> tuple[Mapping[str, Any], ...]:
         """What made each request: the row's values, or the model and the sample."""
-        return tuple(job.inputs for job in self._jobs)
+        return self._inputs
 
     @property
     def failed(self) -> list[tuple[str, Reply]]:
         """The label and reply of each request that did not complete."""
         return [
-            (job.label, reply)
-            for job, reply in zip(self._jobs, self._replies, strict=True)
+            (label, reply)
+            for label, reply in zip(self._labels, self._replies, strict=True)
             if reply.error
         ]
 
@@ -185,15 +197,15 @@ class Replies(Sequence[Reply]):
                 "Replies.to_dataframe needs pandas: pip install pandas.", name="pandas"
             ) from exc
         rows = []
-        for job, reply in zip(self._jobs, self._replies, strict=True):
+        for label, inputs, reply in zip(self._labels, self._inputs, self._replies, strict=True):
             usage = reply.usage_summary
             rows.append(
                 {
                     **{
                         f"input_{name}" if name in OUTPUT_COLUMNS else name: value
-                        for name, value in job.inputs.items()
+                        for name, value in inputs.items()
                     },
-                    "label": job.label,
+                    "label": label,
                     "model": reply.model,
                     "text": reply.text,
                     "input_tokens": usage.input_tokens,

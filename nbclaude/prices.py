@@ -34,6 +34,15 @@ class Price:
     cache_read: float
     """Input tokens read from the prompt cache."""
 
+    def scaled(self, factor: float) -> Price:
+        """This price times ``factor``, such as the Message Batches API's half price."""
+        return Price(
+            self.input * factor,
+            self.output * factor,
+            self.cache_write * factor,
+            self.cache_read * factor,
+        )
+
     @classmethod
     def standard(cls, input: float, output: float) -> Price:
         """Prices with the usual cache multipliers: writes 1.25x input, reads 0.1x input."""

@@ -82,6 +82,18 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_by_session ON runs (session);
 CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_at);
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY,
+    grp TEXT NOT NULL,
+    session TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    notebook TEXT,
+    flags TEXT NOT NULL,
+    requests INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    jobs TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS batches_by_group ON batches (grp);
 CREATE TABLE IF NOT EXISTS cache (
     key TEXT PRIMARY KEY,
     run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE
@@ -266,6 +278,86 @@ class Store:
         with self._transaction() as connection:
             connection.execute("UPDATE runs SET rendered = ? WHERE id = ?", (text, run_id))
 
+    def add_batch(
+        self,
+        batch_id: str,
+        *,
+        group: str,
+        created_at: datetime,
+        notebook: str | None,
+        flags: str,
+        jobs: list[Mapping[str, Any]],
+    ) -> None:
+        """Remember a Message Batch as soon as it is created, so a restart loses nothing.
+
+        Args:
+            batch_id: The API's id of the batch.
+            group: The id of the first batch of the cell (a cell may make several).
+            created_at: When it was created.
+            notebook: The notebook that made it, if known.
+            flags: The ``%%claude`` line.
+            jobs: For each of its requests: ``custom_id``, ``label`` and ``inputs``.
+
+        Raises:
+            StoreError: If the store cannot be written.
+        """
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    batch_id,
+                    group,
+                    self.session,
+                    created_at.isoformat(),
+                    notebook,
+                    flags,
+                    len(jobs),
+                    "in_progress",
+                    json.dumps(jobs, ensure_ascii=False, default=str),
+                ),
+            )
+
+    def set_batch_state(self, batch_id: str, state: str) -> None:
+        """Note how a batch stands: ``in_progress``, ``ended``, ``canceling``, ``collected``.
+
+        Raises:
+            StoreError: If the store cannot be written.
+        """
+        with self._transaction() as connection:
+            connection.execute("UPDATE batches SET state = ? WHERE id = ?", (state, batch_id))
+
+    def batch_group(self, batch_id: str) -> list[Mapping[str, Any]]:
+        """Every batch of the cell that made ``batch_id``, oldest first; empty if unknown.
+
+        Each is a mapping of its columns, ``jobs`` decoded.
+
+        Raises:
+            StoreError: If the store cannot be read.
+        """
+        with self._transaction() as connection:
+            cursor = connection.execute(
+                "SELECT * FROM batches WHERE grp = (SELECT grp FROM batches WHERE id = ?) "
+                "ORDER BY created_at, rowid",
+                (batch_id,),
+            )
+            names = [column[0] for column in cursor.description]
+            rows = cursor.fetchall()
+        return [_batch_row(dict(zip(names, row, strict=True))) for row in rows]
+
+    def batches(self, limit: int = 20) -> list[Mapping[str, Any]]:
+        """The most recent batches, newest first.
+
+        Raises:
+            StoreError: If the store cannot be read.
+        """
+        with self._transaction() as connection:
+            cursor = connection.execute(
+                "SELECT * FROM batches ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
+            )
+            names = [column[0] for column in cursor.description]
+            rows = cursor.fetchall()
+        return [_batch_row(dict(zip(names, row, strict=True))) for row in rows]
+
     def clear_cache(self) -> int:
         """Forget every cached reply (the history stays); return how many there were.
 
@@ -346,6 +438,12 @@ def _decoded(row: dict[str, Any]) -> dict[str, Any]:
     row.pop("rendered")
     row["complete"] = bool(row["complete"])
     row["cached"] = bool(row["cached"])
+    return row
+
+
+def _batch_row(row: dict[str, Any]) -> dict[str, Any]:
+    row["jobs"] = json.loads(row["jobs"])
+    row["created_at"] = datetime.fromisoformat(row["created_at"])
     return row
 
 

@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 from urllib.parse import parse_qs, urlsplit
 
+from .fakebatches import FakeBatch, FakeBatches
 from .images import sniff
 
 __all__ = [
@@ -1299,6 +1300,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         route = urlsplit(self.path).path.rstrip("/")
         if (intercept := self.server.fake.intercept) is not None:
             self._answer(record, intercept, self._send_page)
+        elif route.startswith("/v1/messages/batches/"):
+            self._batch_get(record, route.removeprefix("/v1/messages/batches/"))
         elif route == "/v1/models":
             self._models_page(record)
         elif route.startswith("/v1/models/"):
@@ -1316,6 +1319,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         route = urlsplit(self.path).path.rstrip("/")
         if (intercept := self.server.fake.intercept) is not None:
             self._answer(record, intercept, self._send_page)
+        elif route.startswith("/v1/messages/batches"):
+            self._batch_post(record, route.removeprefix("/v1/messages/batches").strip("/"))
         elif route not in ("/v1/messages", "/v1/messages/count_tokens"):
             self._not_found(record)
         elif not isinstance(record.body, dict):
@@ -1439,8 +1444,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body: object,
         headers: Iterable[tuple[str, str]] = (),
     ) -> None:
-        payload = _json_bytes(body)
-        base = [("content-type", "application/json"), ("content-length", str(len(payload)))]
+        self._send_bytes(record, status, "application/json", _json_bytes(body), headers)
+
+    def _send_bytes(
+        self,
+        record: RecordedRequest,
+        status: int,
+        content_type: str,
+        payload: bytes,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        base = [("content-type", content_type), ("content-length", str(len(payload)))]
         try:
             self._start_response(record, status, [*base, *headers])
             self._write(payload)
@@ -1449,6 +1463,43 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
         finally:
             record._progress.done.set()
+
+    # ---- the Message Batches API
+
+    def _batch_post(self, record: RecordedRequest, rest: str) -> None:
+        batches = self.server.fake.batches
+        if rest == "":
+            made = batches.create(record.body if isinstance(record.body, dict) else {})
+            if isinstance(made, str):
+                self._send_error(record, 400, ErrorBody("invalid_request_error", made))
+            else:
+                self._send_json(record, 200, made.view(self.server.fake.url, time.monotonic()))
+        elif rest.endswith("/cancel"):
+            batch = batches.cancel(rest.removesuffix("/cancel"))
+            self._batch_json(record, batch)
+        else:
+            self._not_found(record)
+
+    def _batch_get(self, record: RecordedRequest, rest: str) -> None:
+        batch_id, _, tail = rest.partition("/")
+        batch = self.server.fake.batches.get(batch_id)
+        if tail == "results" and batch is not None:
+            now = time.monotonic()
+            if batch.view(self.server.fake.url, now)["processing_status"] != "ended":
+                error = ErrorBody("invalid_request_error", f"batch {batch_id} is still processing")
+                self._send_error(record, 400, error)
+                return
+            self._send_bytes(record, 200, "application/binary", batch.result_lines(now))
+        elif tail == "":
+            self._batch_json(record, batch)
+        else:
+            self._not_found(record)
+
+    def _batch_json(self, record: RecordedRequest, batch: FakeBatch | None) -> None:
+        if batch is None:
+            self._send_error(record, 404, ErrorBody("not_found_error", "message batch not found"))
+        else:
+            self._send_json(record, 200, batch.view(self.server.fake.url, time.monotonic()))
 
     def _send_error(
         self,
@@ -1582,6 +1633,9 @@ class FakeServer:
     ) -> None:
         self.max_response_seconds = max_response_seconds
         self.default = default
+        self.batches = FakeBatches()
+        """The Message Batches the server was sent; set its ``answer`` and
+        ``seconds_per_request`` to script them."""
         self.intercept: Script | None = None
         """A script (see `page`) that answers every request, on any route, while set: the
         server then stands for a proxy or a wrong base URL instead of the API."""

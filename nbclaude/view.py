@@ -20,7 +20,7 @@ from .many import Replies
 from .reply import Reply
 from .stream import BlockProgress, Progress
 
-__all__ = ["ManyView", "TerminalManyView", "TerminalView", "View"]
+__all__ = ["BatchView", "ManyView", "TerminalManyView", "TerminalView", "View"]
 
 
 class View(Protocol):
@@ -159,6 +159,7 @@ class TerminalManyView:
         self._stream = stream
         self._labels: Sequence[str] = ()
         self._printed: set[int] = set()
+        self._status: str | None = None
 
     @property
     def _out(self) -> TextIO:
@@ -188,3 +189,32 @@ class TerminalManyView:
     def abandon(self, replies: Replies) -> None:
         """The replies print as plain text anyway."""
         self.finish(replies)
+
+    def status(self, line: str) -> None:
+        """Print how a batch stands, when it changed."""
+        if line != self._status:
+            self._status = line
+            self._out.write(line + "\n")
+            self._out.flush()
+
+    def stop(self, line: str) -> None:
+        """Print why the cell stopped waiting."""
+        self._out.write(line + "\n")
+        self._out.flush()
+
+
+class BatchView(Protocol):
+    """What shows a cell waiting on Message Batches: a status line while they run, then the
+    rows (see :class:`ManyView`)."""
+
+    def start(self, labels: Sequence[str]) -> None:
+        """Show that the batch is about to be sent."""
+
+    def status(self, line: str) -> None:
+        """How the batches stand: called after each poll."""
+
+    def finish(self, replies: Replies) -> None:
+        """Show every row's reply in its lasting form."""
+
+    def stop(self, line: str) -> None:
+        """The cell stops waiting without results (the batch goes on): show ``line``."""

@@ -684,6 +684,15 @@ class RowsView:
         )
         return f'<div class="nbclaude-usage"><code>{_escape(line)}</code></div>'
 
+    def status(self, line: str) -> None:
+        """Show how a batch stands, in place of the bar."""
+        self.bar.value = f'<div class="nbclaude-usage"><code>{_escape(line)}</code></div>'
+
+    def stop(self, line: str) -> None:
+        """Leave ``line`` in place of the view: the cell stopped waiting."""
+        _replace(self._handle, {"text/plain": line, "text/html": f"<p>{_escape(line)}</p>"})
+        _close_tree(self.root)
+
     def finish(self, replies: Replies) -> None:
         """Replace the bar with the static rows: the totals, each row opening onto its reply."""
         self._replace(rows_bundle(replies.labels, list(replies), replies.summary()))

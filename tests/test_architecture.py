@@ -48,6 +48,7 @@ def test_public_names_are_pinned_and_each_resolves() -> None:
         "UsageSummary",
         "__version__",
         "ask",
+        "batch",
         "load_ipython_extension",
         "runs",
         "unload_ipython_extension",

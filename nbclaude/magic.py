@@ -259,6 +259,9 @@ class ClaudeMagics(Magics):
         ``--param KEY=JSON`` sends any other parameter: ``--param metadata='{"user_id": "u"}'``.
         ``--tools f,g`` lets Claude call those functions (they run here, with your
         permissions); ``--schema Model`` asks for JSON that ``_claude.parsed`` holds validated.
+        ``-m`` repeated and ``-n N`` run the prompt side by side; ``--over NAME`` runs it on
+        every row of a table (``--batch``: through the Message Batches API); the result is
+        an ``nbclaude.Replies``.
 
         Example::
 

@@ -760,3 +760,31 @@ def test_models_side_by_side_stay_columns_and_wrap_on_a_narrow_screen(
     top, below = cells.nth(1).evaluate(COLUMN_BOXES_JS)
     assert below["y"] > top["y"]  # wrapped, one under the other
     assert unexpected_errors(watched) == []
+
+
+def test_rows_show_a_bar_then_each_answer_opens_from_its_row(lab: Lab, watched: Watched) -> None:
+    name = "rows.ipynb"
+    write_notebook(
+        lab,
+        name,
+        "%load_ext nbclaude",
+        "reviews = ['Great pans', 'Broke in a week', 'Too heavy']",
+        "%%claude --over reviews --concurrency 1\nRate: {{ item }}",
+    )
+    for number in range(3):
+        lab.api.enqueue(
+            text_reply(f"## Rating {number}\n\n**{number + 2} / 5**, for a reason.", delay=0.05)
+        )
+    page = watched.page
+    cells = run_to_the_last_cell(page, lab, name)
+    output = cells.nth(2).locator(".jp-OutputArea")
+    output.get_by_text(" / 3 done", exact=False).first.wait_for()  # the live bar
+    rows = output.locator("[data-mime-type='text/html'] details.nbclaude-row")
+    rows.nth(2).wait_for()
+    assert rows.count() == 3
+    assert "3 of 3 done" in output.inner_text()
+    assert not rows.nth(1).locator("h2").is_visible()  # folded until opened
+    rows.nth(1).locator("summary").click()
+    assert rows.nth(1).locator("h2").is_visible()
+    assert "Rating" in rows.nth(1).locator("h2").inner_text()
+    assert unexpected_errors(watched) == []

@@ -952,9 +952,11 @@ class Session:
         return True
 
     def close(self) -> None:
-        """Close the HTTP clients and stop the demo."""
+        """Close the HTTP clients and the store's file, and stop the demo."""
         self._close_clients()
         self.stop_demo()
+        if self.runs.store is not None:
+            self.runs.store.close()
 
     def _close_clients(self) -> None:
         for client in self._clients.values():

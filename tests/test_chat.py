@@ -5,7 +5,6 @@ Every test asserts on the request bodies the fake server recorded: what was actu
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,8 +13,6 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
 from IPython.utils.capture import CapturedIO, capture_output
-from jupyter_client.blocking.client import BlockingKernelClient
-from jupyter_client.manager import KernelManager
 
 from nbclaude.chat import CellTracker
 from nbclaude.errors import ClaudeError
@@ -36,6 +33,7 @@ from nbclaude.testing import (
 )
 
 from .conftest import TEST_KEY
+from .kernels import kernel_env, run_cell, running_kernel
 
 CACHED = {"type": "ephemeral"}
 
@@ -631,39 +629,17 @@ def test_bad_chat_names_are_usage_errors(
 # --------------------------------------------------------------------------- a real kernel
 
 
-def execute_as_jupyterlab(client: BlockingKernelClient, code: str, cell_id: str) -> str:
-    """Send an execute request with the cell id in its metadata, as JupyterLab does."""
-    content = {
-        "code": code,
-        "silent": False,
-        "store_history": True,
-        "user_expressions": {},
-        "allow_stdin": False,
-        "stop_on_error": True,
-    }
-    request = client.session.msg("execute_request", content, metadata={"cellId": cell_id})
-    client.shell_channel.send(request)
-    while True:
-        reply = client.get_shell_msg(timeout=120)
-        if reply["parent_header"].get("msg_id") == request["header"]["msg_id"]:
-            return str(reply["content"]["status"])
-
-
 def test_a_real_kernel_hands_over_cell_ids_so_a_rerun_replaces(api_env: FakeServer) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-    env.update(ANTHROPIC_BASE_URL=api_env.url, ANTHROPIC_API_KEY=TEST_KEY)
-    manager = KernelManager(kernel_name="python3")
-    manager.start_kernel(env=env)
-    client = manager.client()
-    try:
-        client.start_channels()
-        client.wait_for_ready(timeout=60)
+    env = kernel_env(ANTHROPIC_BASE_URL=api_env.url, ANTHROPIC_API_KEY=TEST_KEY)
+    with running_kernel(env) as (_, client):
         api_env.enqueue(text_reply("A1"), text_reply("A2"), text_reply("A2 again"))
-        assert execute_as_jupyterlab(client, "%load_ext nbclaude", "cell-0") == "ok"
-        assert execute_as_jupyterlab(client, "%%claude --chat\nQ1", "cell-1") == "ok"
-        assert execute_as_jupyterlab(client, "%%claude --chat\nQ2", "cell-2") == "ok"
-        assert execute_as_jupyterlab(client, "%%claude --chat\nQ2", "cell-2") == "ok"
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
+        # Each cell names itself in its request's metadata, as JupyterLab does.
+        for source, cell_id in [
+            ("%load_ext nbclaude", "cell-0"),
+            ("%%claude --chat\nQ1", "cell-1"),
+            ("%%claude --chat\nQ2", "cell-2"),
+            ("%%claude --chat\nQ2", "cell-2"),
+        ]:
+            content, _ = run_cell(client, source, cell_id=cell_id)
+            assert content["status"] == "ok", content
     assert messages(api_env) == [user("Q1"), answer("A1", cached=True), user("Q2")]

@@ -57,7 +57,7 @@ from .models import resolve_model
 from .prices import DryRun, Price, price_for
 from .reply import Reply, Round, ToolCall
 from .request import Options, build_body, sdk_arguments
-from .store import Store, StoreError, default_path, request_key
+from .store import Store, default_path, request_key
 from .stream import BlockProgress, Progress
 from .structured import schema_of
 from .tools import Tool, call_tool, tools_of
@@ -151,9 +151,10 @@ class Settings:
     it (off: every run asks the API, as re-running to get a new sample is normal)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Origin:
-    """Where a call comes from and how it may be answered: what the run log records."""
+    """Where a call comes from and how it may be answered: what the run log records; and,
+    as the call goes, which of its requests the API answered."""
 
     flags: str
     chat: str | None
@@ -617,20 +618,12 @@ class Session:
     def batches(self) -> list[Mapping[str, Any]]:
         """The most recent batches the store remembers, newest first (empty if it cannot
         be read)."""
-        store = self.runs.store
-        try:
-            return store.batches() if store is not None else []
-        except StoreError as exc:
-            self.runs.warn(f"{exc}: the batches it remembers cannot be listed.")
-            return []
+        failed = "the batches it remembers cannot be listed."
+        return self.runs.use_store(lambda store: store.batches(), failed, [])
 
     def _batch_group(self, batch_id: str) -> list[Mapping[str, Any]]:
-        store = self.runs.store
-        try:
-            return store.batch_group(batch_id) if store is not None else []
-        except StoreError as exc:
-            self.runs.warn(f"{exc}: the batch's rows are not known; collecting it alone.")
-            return []
+        failed = "the batch's rows are not known; collecting it alone."
+        return self.runs.use_store(lambda store: store.batch_group(batch_id), failed, [])
 
     def _remember_batch(
         self,
@@ -640,30 +633,25 @@ class Session:
         flags: str,
         notebook: str | None,
     ) -> None:
-        store = self.runs.store
-        if store is None:
-            return
-        try:
-            store.add_batch(
+        self.runs.use_store(
+            lambda store: store.add_batch(
                 batch_id,
                 group=group,
                 created_at=datetime.now().astimezone(),
                 notebook=notebook,
                 flags=flags,
                 jobs=list(rows),
-            )
-        except StoreError as exc:
-            self.runs.warn(f"{exc}: batch {batch_id} is not remembered; note its id to re-attach.")
+            ),
+            f"batch {batch_id} is not remembered; note its id to re-attach.",
+            None,
+        )
 
     def _set_batch_state(self, ids: Sequence[str], state: str) -> None:
-        store = self.runs.store
-        if store is None:
-            return
-        try:
+        def note(store: Store) -> None:
             for each in ids:
                 store.set_batch_state(each, state)
-        except StoreError as exc:
-            self.runs.warn(f"{exc}: the batch's state is not remembered.")
+
+        self.runs.use_store(note, "the batch's state is not remembered.", None)
 
     def _collect_batches(
         self,
@@ -783,14 +771,8 @@ class Session:
     def _stored(self, key: str) -> tuple[Mapping[str, Any], dict[int, str]] | None:
         """The reply the response cache holds for a request key (and its Markdown as
         first rendered), if it can be read."""
-        store = self.runs.store
-        if store is None:
-            return None
-        try:
-            return store.cached(key)
-        except StoreError as exc:
-            self.runs.warn(f"{exc}: the response cache cannot be read; asking the API.")
-            return None
+        failed = "the response cache cannot be read; asking the API."
+        return self.runs.use_store(lambda store: store.cached(key), failed, None)
 
     def clear_cache(self) -> int:
         """Forget every cached reply (the run history stays); return how many there were.
@@ -1273,15 +1255,12 @@ def runs(
             )
         return _session.runs
     log = _session.runs if _session is not None else RunLog(store=Store(default_path()))
-    store = log.store
-    if store is None:
-        return log
-    try:
-        stored = store.runs(since=_moment(since), until=_moment(until), notebook=notebook)
-    except StoreError as exc:
-        log.warn(f"{exc}: only this session's calls, kept in memory, can be shown.")
-        return log
-    return RunLog([Run.from_stored(row) for row in stored])
+    stored = log.use_store(
+        lambda store: store.runs(since=_moment(since), until=_moment(until), notebook=notebook),
+        "only this session's calls, kept in memory, can be shown.",
+        None,
+    )
+    return log if stored is None else RunLog([Run.from_stored(row) for row in stored])
 
 
 def _moment(value: Moment | None) -> datetime | None:

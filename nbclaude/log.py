@@ -23,12 +23,17 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 from .reply import Reply
 from .store import Store, StoredRun, StoreError
 
-__all__ = ["ModelTotals", "Run", "RunLog", "Started", "Totals"]
+__all__ = ["NOT_STORED", "ModelTotals", "Run", "RunLog", "Started", "Totals"]
+
+T = TypeVar("T")
+
+NOT_STORED = "calls are kept in memory only, until the kernel restarts."
+"""What a call does when the store cannot be written."""
 
 
 def _local_now() -> datetime:
@@ -278,23 +283,29 @@ class RunLog(Sequence[Run]):
         return run
 
     def _write(self, run: Run, reply: Reply | None, cache_key: str | None) -> None:
-        assert self.store is not None
         values = {field.name: getattr(run, field.name) for field in fields(Run)}
         values["reply"] = None if reply is None else reply.model_dump(mode="json", warnings=False)
-        try:
-            self._rows[id(run)] = self.store.add(values, cache_key=cache_key)
-        except StoreError as exc:
-            self.warn(f"{exc}: calls are kept in memory only, until the kernel restarts.")
+        row = self.use_store(lambda store: store.add(values, cache_key=cache_key), NOT_STORED, None)
+        if row is not None:
+            self._rows[id(run)] = row
 
     def keep_rendered(self, run: Run, rendered: Mapping[int, str]) -> None:
         """Store a run's Markdown as the view rendered it, for a cache hit to show again."""
         row = self._rows.get(id(run))
-        if self.store is None or row is None or not rendered:
-            return
+        if row is not None and rendered:
+            self.use_store(lambda store: store.set_rendered(row, rendered), NOT_STORED, None)
+
+    def use_store(self, action: Callable[[Store], T], failed: str, default: T) -> T:
+        """``action`` on the store; ``default`` without one. A store that cannot be used
+        never fails the call: its one-line reason and ``failed`` are said once, and
+        ``default`` is returned."""
+        if self.store is None:
+            return default
         try:
-            self.store.set_rendered(row, rendered)
+            return action(self.store)
         except StoreError as exc:
-            self.warn(f"{exc}: calls are kept in memory only, until the kernel restarts.")
+            self.warn(f"{exc}: {failed}")
+            return default
 
     def warn(self, line: str) -> None:
         """Say something about the store, once."""

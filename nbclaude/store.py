@@ -335,14 +335,13 @@ class Store:
             StoreError: If the store cannot be read.
         """
         with self._transaction() as connection:
-            cursor = connection.execute(
-                "SELECT * FROM batches WHERE grp = (SELECT grp FROM batches WHERE id = ?) "
-                "ORDER BY created_at, rowid",
-                (batch_id,),
+            return _batch_rows(
+                connection.execute(
+                    "SELECT * FROM batches WHERE grp = (SELECT grp FROM batches WHERE id = ?) "
+                    "ORDER BY created_at, rowid",
+                    (batch_id,),
+                )
             )
-            names = [column[0] for column in cursor.description]
-            rows = cursor.fetchall()
-        return [_batch_row(dict(zip(names, row, strict=True))) for row in rows]
 
     def batches(self, limit: int = 20) -> list[Mapping[str, Any]]:
         """The most recent batches, newest first.
@@ -351,12 +350,11 @@ class Store:
             StoreError: If the store cannot be read.
         """
         with self._transaction() as connection:
-            cursor = connection.execute(
-                "SELECT * FROM batches ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
+            return _batch_rows(
+                connection.execute(
+                    "SELECT * FROM batches ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
+                )
             )
-            names = [column[0] for column in cursor.description]
-            rows = cursor.fetchall()
-        return [_batch_row(dict(zip(names, row, strict=True))) for row in rows]
 
     def clear_cache(self) -> int:
         """Forget every cached reply (the history stays); return how many there were.
@@ -441,10 +439,16 @@ def _decoded(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _batch_row(row: dict[str, Any]) -> dict[str, Any]:
-    row["jobs"] = json.loads(row["jobs"])
-    row["created_at"] = datetime.fromisoformat(row["created_at"])
-    return row
+def _batch_rows(cursor: sqlite3.Cursor) -> list[Mapping[str, Any]]:
+    """The batches a query found, each a mapping of its columns, ``jobs`` decoded."""
+    names = [column[0] for column in cursor.description]
+    rows: list[Mapping[str, Any]] = []
+    for values in cursor.fetchall():
+        row = dict(zip(names, values, strict=True))
+        row["jobs"] = json.loads(row["jobs"])
+        row["created_at"] = datetime.fromisoformat(row["created_at"])
+        rows.append(row)
+    return rows
 
 
 def _reason(exc: BaseException) -> str:

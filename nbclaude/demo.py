@@ -3,8 +3,9 @@
 ``%claude demo`` starts a :class:`Demo` server in the kernel and points ``%%claude`` at it,
 so someone without an API key can watch nbclaude stream, fold thinking and leave a static
 reply. Replies are picked by keywords in the prompt (:func:`canned_reply`) and streamed at a
-reading pace. They are labelled as canned on screen: :func:`banner` when the demo starts, and
-the model name :data:`MODEL`, which every reply's usage line shows.
+reading pace; thinking streams slower (:data:`THINKING_SECONDS`), so it is seen unfolding
+before the answer folds it away. They are labelled as canned on screen: :func:`banner` when
+the demo starts, and the model name :data:`MODEL`, which every reply's usage line shows.
 
 Nothing here imports IPython; the session (``%claude demo``) decides when to start and stop
 the server.
@@ -41,6 +42,7 @@ __all__ = [
     "API_KEY",
     "CHUNK_DELAY",
     "MODEL",
+    "THINKING_SECONDS",
     "Canned",
     "Demo",
     "banner",
@@ -60,8 +62,15 @@ CHUNK_DELAY = 0.015
 TEXT_CHUNK = 12
 """Characters of answer per ``text_delta``."""
 
-THINKING_CHUNK = 24
-"""Characters of thinking per ``thinking_delta``."""
+THINKING_CHUNK = 8
+"""Characters of thinking per ``thinking_delta``: small, so thinking streams smoothly."""
+
+THINKING_SECONDS = 2.0
+"""Seconds the thinking takes to stream, however long it is, before the answer starts.
+
+Thinking shows unfolded while it streams and folds when the answer begins; at the answer's
+pace it would be gone in a fraction of a second, before anyone saw it open.
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,7 +446,12 @@ def _structured(body: Mapping[str, Any], delay: float) -> Script | None:
     return reply(answer, model=MODEL, input_tokens=tokens, delay=delay)
 
 
-def canned_reply(body: dict[str, Any], *, delay: float = CHUNK_DELAY) -> Script:
+def canned_reply(
+    body: dict[str, Any],
+    *,
+    delay: float = CHUNK_DELAY,
+    thinking_seconds: float = THINKING_SECONDS,
+) -> Script:
     """The streamed reply the demo server sends to one request.
 
     The answer is picked by :func:`choose`; thinking comes first when the request asks for
@@ -446,7 +460,8 @@ def canned_reply(body: dict[str, Any], *, delay: float = CHUNK_DELAY) -> Script:
 
     Args:
         body: The JSON body of the request.
-        delay: Seconds before each streamed chunk.
+        delay: Seconds before each streamed chunk of the answer.
+        thinking_seconds: Seconds the thinking takes, spread evenly over its chunks.
 
     Returns:
         The script for the fake server.
@@ -456,8 +471,11 @@ def canned_reply(body: dict[str, Any], *, delay: float = CHUNK_DELAY) -> Script:
         return special
     canned = choose(body)
     blocks: list[Block] = []
+    thinking_delay = None
     if _wants_thinking(body):
-        blocks.append(thinking(canned.thinking, chunk_size=THINKING_CHUNK))
+        thought = thinking(canned.thinking, chunk_size=THINKING_CHUNK)
+        blocks.append(thought)
+        thinking_delay = thinking_seconds / len(thought.deltas)
     blocks.append(text(canned.answer, chunk_size=TEXT_CHUNK))
     if canned.tool is not None:
         name, tool_input = canned.tool
@@ -468,6 +486,7 @@ def canned_reply(body: dict[str, Any], *, delay: float = CHUNK_DELAY) -> Script:
         stop_reason="tool_use" if canned.tool is not None else "end_turn",
         input_tokens=estimate_input_tokens(body),
         delay=delay,
+        thinking_delay=thinking_delay,
     )
 
 
@@ -478,11 +497,15 @@ class Demo:
     from exiting; :meth:`stop` ends it sooner.
 
     Args:
-        delay: Seconds before each streamed chunk.
+        delay: Seconds before each streamed chunk of an answer.
+        thinking_seconds: Seconds each reply's thinking takes to stream, when asked for.
     """
 
-    def __init__(self, *, delay: float = CHUNK_DELAY) -> None:
-        self.server = FakeServer(default=partial(canned_reply, delay=delay)).start()
+    def __init__(
+        self, *, delay: float = CHUNK_DELAY, thinking_seconds: float = THINKING_SECONDS
+    ) -> None:
+        reply_to = partial(canned_reply, delay=delay, thinking_seconds=thinking_seconds)
+        self.server = FakeServer(default=reply_to).start()
         self._client: anthropic.Anthropic | None = None
         self._client_settings: tuple[float | httpx2.Timeout, int] | None = None
 

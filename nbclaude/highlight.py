@@ -1,9 +1,9 @@
 """Syntax highlighting for fenced code: Pygments tokens as spans, coloured for any theme.
 
 :func:`highlight` is markdown-it's ``highlight`` option: Pygments lexes the code and its
-HTML formatter writes spans with Pygments' short class names; :data:`HIGHLIGHT_CSS`
-colours those classes with JupyterLab's editor colours where they exist, and with a
-light or a dark palette elsewhere.
+HTML formatter writes spans with Pygments' short class names, which are then coloured
+inline (:data:`TOKEN_STYLES`) with JupyterLab's editor colours where they exist, and with
+mid tones that read on light and dark pages elsewhere.
 
 Lexing is most of the cost of highlighting, and highlighting is a fair part of the cost
 of rendering a reply. A Pygments ``RegexLexer`` tries the rules of its current state one
@@ -44,7 +44,7 @@ from pygments.token import (
 )
 from pygments.util import ClassNotFound
 
-__all__ = ["HIGHLIGHT_CSS", "CombinedRegexLexer", "highlight", "lexer_for"]
+__all__ = ["TOKEN_STYLES", "CombinedRegexLexer", "highlight", "lexer_for"]
 
 
 # --------------------------------------------------------------------------------------
@@ -250,53 +250,29 @@ def lexer_for(language: str) -> Lexer | None:
 
 
 # --------------------------------------------------------------------------------------
-# Highlighting
-# --------------------------------------------------------------------------------------
-
-# Spans with Pygments' short class names ("k", "s2", …), no wrapper: markdown-it wraps
-# them in <pre><code class="language-…">.
-_FORMATTER: Final = HtmlFormatter(nowrap=True)
-
-
-def highlight(code: str, language: str, attrs: str) -> str:
-    """markdown-it's ``highlight`` option: escaped, highlighted HTML, or ``""``.
-
-    Returns:
-        Pygments token spans for a known language; ``""`` otherwise, which makes
-        markdown-it escape the code as plain text.
-    """
-    lexer = lexer_for(language) if language else None
-    if lexer is None:
-        return ""
-    html: str = pygments_highlight(code, lexer, _FORMATTER)
-    # The formatter ends the last line even when the code does not (an open fence).
-    return html if code.endswith("\n") else html.removesuffix("\n")
-
-
-# --------------------------------------------------------------------------------------
 # Colours
 # --------------------------------------------------------------------------------------
 
-# Each colour role: the JupyterLab variable for it (so code in a reply looks like code
-# in a cell, in any JupyterLab theme), then fallbacks for front ends without those
-# variables, for light and for dark backgrounds (GitHub's Primer palettes).
+# Each colour role: the JupyterLab variable for it (so code in a reply looks like code in a
+# cell, in any JupyterLab theme, light or dark), then a fallback for front ends without
+# those variables: a mid tone, readable on a light and on a dark background alike.
 _ROLES: Final = {
-    "keyword": ("keyword", "#cf222e", "#ff7b72"),
-    "constant": ("number", "#0550ae", "#79c0ff"),
-    "builtin": ("builtin", "#0550ae", "#79c0ff"),
-    "definition": ("def", "#8250df", "#d2a8ff"),
-    "type": ("def", "#953800", "#ffa657"),
-    "variable": ("variable-2", "#953800", "#ffa657"),
-    "string": ("string", "#0a3069", "#a5d6ff"),
-    "comment": ("comment", "#6e7781", "#8b949e"),
-    "operator": ("operator", "#cf222e", "#ff7b72"),
-    "meta": ("meta", "#6e7781", "#8b949e"),
-    "tag": ("tag", "#116329", "#7ee787"),
-    "attribute": ("attribute", "#8250df", "#d2a8ff"),
-    "heading": ("header", "#0550ae", "#79c0ff"),
-    "error": ("error", "#82071e", "#ffa198"),
-    "inserted": (None, "#116329", "#7ee787"),
-    "deleted": (None, "#82071e", "#ffa198"),
+    "keyword": ("keyword", "#d73a49"),
+    "constant": ("number", "#3b7dd8"),
+    "builtin": ("builtin", "#3b7dd8"),
+    "definition": ("def", "#8a63d2"),
+    "type": ("def", "#c0741c"),
+    "variable": ("variable-2", "#c0741c"),
+    "string": ("string", "#2a9d4b"),
+    "comment": ("comment", "#808080"),
+    "operator": ("operator", "#d73a49"),
+    "meta": ("meta", "#808080"),
+    "tag": ("tag", "#2a9d4b"),
+    "attribute": ("attribute", "#8a63d2"),
+    "heading": ("header", "#3b7dd8"),
+    "error": ("error", "#e5534b"),
+    "inserted": (None, "#2a9d4b"),
+    "deleted": (None, "#e5534b"),
 }
 
 # Token type, colour role, further declarations. A token takes the entry of its most
@@ -335,67 +311,63 @@ _TOKEN_STYLES: Final = (
     (Error, "error", ""),
 )
 
-_DARK_SELECTORS: Final = (
-    '[data-jp-theme-light="false"] .nbclaude',  # JupyterLab and Notebook 7
-    "body.vscode-dark .nbclaude",
-)
-_LIGHT_SELECTORS: Final = (
-    '[data-jp-theme-light="true"] .nbclaude',
-    "body.vscode-light .nbclaude",
-)
 
-
-def _highlight_css() -> str:
-    """Build :data:`HIGHLIGHT_CSS` from ``_ROLES`` and ``_TOKEN_STYLES``."""
-
-    def palette(selectors: Sequence[str], dark: bool, indent: str = "") -> str:
-        declarations = "".join(
-            f"{indent}  --nbclaude-code-{role}: {colours[2 if dark else 1]};\n"
-            for role, colours in _ROLES.items()
-        )
-        head = ",\n".join(indent + selector for selector in selectors)
-        return head + " {\n" + declarations + indent + "}\n"
-
-    rules: dict[tuple[str | None, str], list[str]] = {}
+def _token_styles() -> dict[str, str]:
+    """The inline style of each Pygments short class that has one."""
+    styles = {}
     for token_type, short_class in STANDARD_TYPES.items():
         ancestors = [entry for entry in _TOKEN_STYLES if token_type in entry[0]]
-        if short_class and ancestors:
-            _, role, extra = max(ancestors, key=lambda entry: len(entry[0]))
-            rules.setdefault((role, extra), []).append(short_class)
-
-    blocks = []
-    for (role, extra), classes in rules.items():
+        if not (short_class and ancestors):
+            continue
+        _, role, extra = max(ancestors, key=lambda entry: len(entry[0]))
         declarations = []
         if role is not None:
-            variable, _, _ = _ROLES[role]
-            fallback = f"var(--nbclaude-code-{role})"
+            variable, fallback = _ROLES[role]
             colour = (
                 f"var(--jp-mirror-editor-{variable}-color, {fallback})" if variable else fallback
             )
             declarations.append(f"color: {colour}")
         if extra:
             declarations.append(extra)
-        selectors = ", ".join(f".nbclaude pre .{name}" for name in sorted(classes))
-        blocks.append(f"{selectors} {{ {'; '.join(declarations)}; }}\n")
-
-    dark_media = (
-        "@media (prefers-color-scheme: dark) {\n" + palette([".nbclaude"], True, "  ") + "}\n"
-    )
-    return (
-        "/* nbclaude: Pygments token colours for fenced code. */\n"
-        + palette([".nbclaude"], False)
-        + dark_media
-        + palette(_DARK_SELECTORS, True)
-        + palette(_LIGHT_SELECTORS, False)
-        + "".join(blocks)
-    )
+        styles[short_class] = "; ".join(declarations)
+    return styles
 
 
-HIGHLIGHT_CSS: Final[str] = _highlight_css()
-"""CSS for the Pygments classes in highlighted code, scoped under ``.nbclaude``.
+TOKEN_STYLES: Final[dict[str, str]] = _token_styles()
+"""The inline style of each Pygments short class (``"k"``, ``"s2"``, ...) that is coloured.
 
-Colours follow JupyterLab's editor variables where they exist (so code in a reply
-matches code in a cell, in any JupyterLab theme); elsewhere they fall back to a light
-palette, or a dark one under ``prefers-color-scheme: dark``,
-``[data-jp-theme-light="false"]`` or VS Code's dark themes.
+Inline, because the reply's HTML has no ``<style>`` element (see :mod:`nbclaude.look`).
 """
+
+
+# --------------------------------------------------------------------------------------
+# Highlighting
+# --------------------------------------------------------------------------------------
+
+# Spans with Pygments' short class names ("k", "s2", …), no wrapper: markdown-it wraps
+# them in <pre><code class="language-…">. Each token is one span, never nested, with its
+# text escaped: the spans are then restyled with one substitution.
+_FORMATTER: Final = HtmlFormatter(nowrap=True)
+_SPAN_RE: Final = re.compile(r'<span class="([\w-]+)">([^<]*)</span>')
+
+
+def _styled(match: re.Match[str]) -> str:
+    style = TOKEN_STYLES.get(match[1])
+    return match[2] if style is None else f'<span style="{style}">{match[2]}</span>'
+
+
+def highlight(code: str, language: str, attrs: str) -> str:
+    """markdown-it's ``highlight`` option: escaped, highlighted HTML, or ``""``.
+
+    Returns:
+        Spans coloured inline (:data:`TOKEN_STYLES`) for a known language, the text of
+        uncoloured tokens bare; ``""`` otherwise, which makes markdown-it escape the code
+        as plain text.
+    """
+    lexer = lexer_for(language) if language else None
+    if lexer is None:
+        return ""
+    html: str = pygments_highlight(code, lexer, _FORMATTER)
+    # The formatter ends the last line even when the code does not (an open fence).
+    html = html if code.endswith("\n") else html.removesuffix("\n")
+    return _SPAN_RE.sub(_styled, html)

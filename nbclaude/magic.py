@@ -10,7 +10,6 @@ request the core refuses becomes a ``UsageError``.
 from __future__ import annotations
 
 import builtins
-import inspect
 import keyword
 import os
 import re
@@ -31,6 +30,7 @@ from .batches import batches_table
 from .chat import DEFAULT_CHAT, CellTracker
 from .core import DEFAULT_MODEL, Display, Session, Settings, runs
 from .errors import RequestError
+from .helptext import Section, first_sentence, flag_rows, help_page, setting_term
 from .keys import api_secrets
 from .log import RunLog
 from .many import DEFAULT_CONCURRENCY, Job, Layout, rows_of
@@ -61,8 +61,8 @@ class ClaudeMagics(Magics):
         ["auto", "widget", "text"],
         default_value="auto",
         help=(
-            "How replies are shown: a live widget, plain text on stdout, or auto (a widget "
-            "under a Jupyter kernel, text in terminal IPython)."
+            "How replies are shown: widget, text or auto. A live widget, plain text on "
+            "stdout, or auto: a widget under a Jupyter kernel, text in terminal IPython."
         ),
     ).tag(config=True)
     remote_images = Bool(
@@ -71,17 +71,17 @@ class ClaudeMagics(Magics):
     ).tag(config=True)
     prices = Dict(
         help=(
-            "Extra or overriding prices, US dollars per million tokens: "
-            "{'model-id': {'input': 3.0, 'output': 15.0}} (cache prices default to 1.25x and "
-            "0.1x input)."
+            "Extra or overriding prices, US dollars per million tokens. For example "
+            "{'model-id': {'input': 3.0, 'output': 15.0}}; cache prices default to 1.25x and "
+            "0.1x input."
         ),
     ).tag(config=True)
     timeout = Float(
         600.0,
         help=(
-            "Seconds to wait for each read from the API: the answer to the request, then "
-            "each piece of the stream. A request that times out is retried (max_retries), "
-            "so a silent API holds a cell up to (1 + max_retries) x timeout."
+            "Seconds to wait for each read from the API. A read is the answer to the request, "
+            "then each piece of the stream. A request that times out is retried "
+            "(max_retries), so a silent API holds a cell up to (1 + max_retries) x timeout."
         ),
     ).tag(config=True)
     connect_timeout = Float(
@@ -90,16 +90,16 @@ class ClaudeMagics(Magics):
     max_retries = Integer(
         2,
         help=(
-            "How often the SDK retries a request that failed before the reply began: "
-            "rate limited (429), overloaded (529), a server error, a timeout or a broken "
-            "connection. A reply cut off mid-stream is never retried."
+            "How often a request that failed before the reply began is retried. The SDK "
+            "retries rate limits (429), overloads (529), server errors, timeouts and broken "
+            "connections; a reply cut off mid-stream is never retried."
         ),
     ).tag(config=True)
     render_worker = Bool(
         True,
         help=(
-            "Render Markdown in a helper process, so long replies never hold up the kernel. "
-            "Off: render in the kernel."
+            "Render Markdown in a helper process, never holding up the kernel. Off: render "
+            "in the kernel, which a long reply can slow down."
         ),
     ).tag(config=True)
     base_url = Unicode(
@@ -107,29 +107,30 @@ class ClaudeMagics(Magics):
     ).tag(config=True)
     aliases = Dict(
         help=(
-            "Extra or overriding model aliases, merged over the built-in ones "
-            "(opus, sonnet, haiku): {'fast': 'claude-haiku-4-5'}. Used by --model and model."
+            "Extra or overriding model aliases, over opus, sonnet and haiku. For example "
+            "{'fast': 'claude-haiku-4-5'}; used by --model and model."
         ),
     ).tag(config=True)
     cache = Bool(
         False,
         help=(
-            "Answer a request from the persistent store when it holds a complete reply to "
-            "exactly that request (model, system, messages, every parameter), without "
-            "sending it: re-running a notebook then costs nothing. %claude cache on|off|clear."
+            "Answer a request seen before from the store, without sending it. The store "
+            "must hold a complete reply to exactly that request (model, system, messages, "
+            "every parameter): re-running a notebook then costs nothing. "
+            "%claude cache on|off|clear."
         ),
     ).tag(config=True)
     batch_size = Integer(
         100_000,
         help=(
-            "Most requests per Message Batch with --batch; the API takes up to 100,000 "
+            "Most requests per Message Batch with --batch. The API takes up to 100,000 "
             "(and 256 MB): a cell with more rows sends several batches."
         ),
     ).tag(config=True)
     cache_chats = Bool(
         True,
         help=(
-            "Mark the conversation so far with cache_control in --chat cells, so each turn "
+            "Mark the conversation so far with cache_control in --chat cells. Each turn then "
             "reads the earlier ones from the prompt cache."
         ),
     ).tag(config=True)
@@ -234,13 +235,13 @@ class ClaudeMagics(Magics):
     @argument(
         "--dry-run",
         action="store_true",
-        help="Show the request and its input token count and cost; send nothing else.",
+        help="Show the request, its input token count and cost; send nothing else.",
     )
     @argument("--raw", action="store_true", help="Send the cell as typed: no {{ }} filling.")
     @argument(
         "--fresh",
         action="store_true",
-        help="Ask the API even if the response cache holds a reply; store the new one.",
+        help="Ignore the response cache: ask the API, and store the new reply.",
     )
     @cell_magic
     def claude(self, line: str, cell: str) -> None:
@@ -484,21 +485,10 @@ class ClaudeMagics(Magics):
     # IPython types the name-less form only; older releases leave it untyped.
     @line_magic("claude")  # type: ignore[arg-type, unused-ignore]
     def claude_line(self, line: str) -> None:
-        """Commands: %claude COMMAND [ARGS]. To send a prompt, start a cell with %%claude.
+        """Run a command: %claude COMMAND [ARGS]. To send a prompt, start a cell with %%claude.
 
-        help                   this list
-        history [NAME]         the conversation NAME (default main), turn by turn
-        reset [NAME | --all]   forget the conversation NAME (default main), or every one
-        usage [--all]          every call this session: tokens, cache, cost, timing,
-                               totals; --all: totals by model over every session stored
-        models                 the models the API offers, with their aliases
-        batch [ID [--cancel]]  Message Batches: the recent ones; wait for ID and bind its
-                               rows to _claude; or cancel it
-        cache [on|off|clear]   the response cache: answer a request seen before from the
-                               store, without sending it (off by default); clear forgets
-                               the cached replies, not the history
-        demo [on | off]        the offline demo: canned replies from a fake API on
-                               127.0.0.1, no key needed, labelled as canned
+        The commands are help, history, reset, usage, models, batch, cache and demo.
+        ``%claude help`` describes each, with every ``%%claude`` flag and setting.
         """
         command, _, rest = line.strip().partition(" ")
         handler = self._commands().get(command or "help")
@@ -526,7 +516,21 @@ class ClaudeMagics(Magics):
         }
 
     def _help(self, rest: str) -> None:
-        print(inspect.cleandoc(self.claude_line.__doc__ or ""))
+        print(self._help_page())
+
+    def _help_page(self) -> str:
+        """What ``%claude help`` prints: the flags, the commands, and the settings as they are."""
+        sections = [
+            Section(title, about, (*lead, *flag_rows(self.claude.parser, dests)))
+            for title, about, lead, dests in _FLAG_SECTIONS
+        ]
+        sections.append(Section("Commands", _COMMANDS_ABOUT, _COMMANDS))
+        settings = tuple(
+            (setting_term(name, getattr(self, name)), first_sentence(trait.help))
+            for name, trait in sorted(self.class_own_traits(config=True).items())
+        )
+        sections.append(Section("Settings", _SETTINGS_ABOUT, settings))
+        return help_page(_HELP_INTRO, sections)
 
     def _demo_command(self, rest: str) -> None:
         if rest in ("", "on"):
@@ -667,6 +671,94 @@ class ClaudeMagics(Magics):
         if self.render_worker and (display == "widget" or (display == "auto" and kernel)):
             shared_worker()
 
+
+_HELP_INTRO = (
+    "nbclaude: a cell that starts with %%claude [FLAGS] sends the rest of the cell to Claude "
+    "and streams the reply. {{ name }} in the prompt is filled from the namespace; other "
+    "braces are sent as typed."
+)
+"""The opening of ``%claude help``."""
+
+_FLAG_SECTIONS: tuple[tuple[str, str, tuple[tuple[str, str], ...], tuple[str, ...]], ...] = (
+    (
+        "Sending",
+        "flags on the %%claude line apply to that cell; the settings below are the defaults.",
+        (),
+        (
+            "model",
+            "max_tokens",
+            "thinking",
+            "effort",
+            "temperature",
+            "top_p",
+            "top_k",
+            "stop",
+            "param",
+            "system",
+            "file",
+            "tools",
+            "max_tool_rounds",
+            "schema",
+            "raw",
+            "fresh",
+            "dry_run",
+        ),
+    ),
+    (
+        "Several requests",
+        "sent a few at a time, shown side by side; _claude is then an nbclaude.Replies.",
+        (("-m MODEL -m MODEL", "Run the prompt on each model, side by side."),),
+        ("n", "over", "batch", "concurrency"),
+    ),
+    (
+        "Output",
+        "_claude holds the reply, with .text, .thinking, .parsed, .usage_summary and .error.",
+        (),
+        ("out",),
+    ),
+    (
+        "Conversation",
+        "re-running a --chat cell replaces its turn and the turns after it.",
+        (),
+        ("chat",),
+    ),
+)
+"""The ``%claude help`` sections of ``%%claude`` flags: title, what they share, rows written
+here, then the flags by destination (``dry_run`` for ``--dry-run``), in order."""
+
+_COMMANDS_ABOUT = "%claude COMMAND, on a line of its own."
+"""What the Commands section of ``%claude help`` says first."""
+
+_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("help", "This page: the flags, the commands and the settings."),
+    ("history [NAME]", "The conversation NAME (default main), turn by turn."),
+    ("reset [NAME | --all]", "Forget the conversation NAME (default main), or every one."),
+    (
+        "usage [--all]",
+        "Every call this session: tokens, cache, cost, timing, totals. --all: totals by "
+        "model over every session stored.",
+    ),
+    ("models", "The models the API offers, with their aliases."),
+    (
+        "batch [ID [--cancel]]",
+        "The recent Message Batches. With ID: wait for it and bind its rows to _claude; "
+        "--cancel cancels it.",
+    ),
+    (
+        "cache [on | off | clear]",
+        "The response cache: answer a request seen before from the store, without sending "
+        "it (off by default). clear forgets the cached replies, not the history.",
+    ),
+    (
+        "demo [on | off]",
+        "The offline demo: canned replies from a fake API on 127.0.0.1, no key needed, "
+        "labelled as canned.",
+    ),
+)
+"""The ``%claude`` commands as ``%claude help`` lists them: usage, then what it does."""
+
+_SETTINGS_ABOUT = "%config ClaudeMagics.NAME = VALUE sets one; %config ClaudeMagics explains them."
+"""What the Settings section of ``%claude help`` says first."""
 
 _IPYTHON_NAMES = re.compile(r"_+|_i+|_i?\d+|_[iod]h|In|Out")
 """Names IPython binds after every cell (``_``, ``_i``, ``_3``, ``Out``...)."""

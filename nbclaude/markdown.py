@@ -9,6 +9,27 @@ highlighting for fenced code, and TeX math (``$…$``, ``$$…$$``, ``\\(…\\)`
 dollars and backslashes of ordinary text are kept from being typeset ("costs $5 and
 $10"). :func:`render` is the one-shot reference rendering.
 
+Three features come from the plugins made for them, with no parsing rules of our own:
+
+- Task lists (``- [ ] todo``, ``- [x] done``), from ``mdit_py_plugins.tasklists``:
+  disabled checkboxes with no ``<label>``, so nothing in a reply is clickable but its
+  links.
+- Bare URLs, from markdown-it's ``linkify`` option and ``linkify-it-py``:
+  ``https://…``, ``mailto:`` and e-mail addresses, and links without a scheme only
+  after ``www.`` (as GitHub does: linkify-it alone would link ``setup.py`` and
+  ``README.md`` to web sites). They pass the same scheme allowlist and open in a new
+  tab like every other link; ``javascript:`` never becomes one.
+- Footnotes (``text[^1]``, ``[^1]: note``), from ``mdit_py_plugins.footnote``,
+  without its inline footnotes (``^[…]``, which regular expressions look like). A
+  reference is a link only when its label is defined somewhere in the reply; the
+  footnotes are numbered in order of first reference, and listed after the last
+  block. Several replies share a notebook page, so each reply's footnote ids carry a
+  short hash of its text before its first definition (the plugin's ``docId``): the same
+  text always renders to the same HTML. The links between references and notes are
+  in-page anchors, rendered by the plugin's own rules (not ``link_open``): they jump
+  within the page rather than open a tab. The back-link is a plain "↩", without the
+  plugin's emoji variation selector.
+
 :class:`IncrementalRenderer` renders a reply while it streams, at a cost that follows
 the open end of the reply rather than its length. It freezes every finished top-level
 block, once, and re-renders only the open tail. Where one block ends and the next
@@ -21,7 +42,8 @@ frozen. Blocks before the last one are final, because markdown-it decides where 
 ends from lines up to the first line of the next block, all of them complete. The one
 block that reads further is a link reference definition, whose title may start on the
 next line and end lines later: a definition stays open with the blocks that follow it
-until a blank line.
+until a blank line. A footnote definition is a top-level block like the others, and
+freezing goes on after it.
 
 Invariants, for any way of cutting the text into chunks:
 
@@ -29,16 +51,36 @@ Invariants, for any way of cutting the text into chunks:
 2. After every :meth:`IncrementalRenderer.update`, the frozen HTML so far plus the
    latest tail equals ``render(text so far)``, with one documented exception:
    a frozen block that uses a link reference (``[label]``, ``[text][label]``,
-   ``![alt][label]``) defined *later* in the reply keeps the rendering it had when it
-   was frozen (plain text, where the label was not yet defined) until
-   :meth:`~IncrementalRenderer.finish`, which then renders the whole text once more,
-   so that the final HTML is exact. The tail itself is always exact: it is rendered
-   with every definition seen so far.
+   ``![alt][label]``) or a footnote (``[^label]``) defined *later* in the reply keeps
+   the rendering it had when it was frozen (plain text, where the label was not yet
+   defined; for a footnote, also the numbers of the footnotes that follow it in the
+   blocks frozen until the definition came) until :meth:`~IncrementalRenderer.finish`,
+   which then renders the whole text once more, so that the final HTML is exact. The
+   tail is rendered with every definition seen so far, and is exact but for the same
+   exception where it shows frozen blocks: the footnote list at its end shows each
+   frozen footnote definition as it was rendered when frozen.
+
+Footnotes keep state across the whole reply, which the renderer carries from the frozen
+blocks to later ones: the labels defined so far, the references made so far to each
+label, defined or not yet (found by parsing the inline text that holds a ``[^`` once
+more, as if every label were defined), and the tokens of the frozen definitions. So,
+while a reply streams, the live view shows:
+
+- a footnote reference whose definition came before it: as in the final HTML;
+- a reference whose definition has not come yet: its text, ``[^label]``. In the tail
+  it becomes a link as soon as the definition arrives; in a frozen block it stays text
+  until :meth:`~IncrementalRenderer.finish` (the exception above). Replies usually
+  define their footnotes at the end, so their references mostly show as text until
+  then;
+- no definition where it is written, but, at the end of the tail, the footnote list of
+  the final HTML for the text so far: every footnote referenced so far whose definition
+  has arrived, numbered and in order as it will be, with a back-link per reference
+  (which leads nowhere while its reference shows as text).
 
 The renderer works with any markdown-it parser whose rules are local to a block,
-which the parser here is. Rules that keep state across the whole document (footnotes
-numbered in order of use, heading anchors made unique) cannot be exact while
-streaming; when a parse leaves anything in ``env`` besides link references,
+which the parser here is but for its footnotes, streamed as above. Rules that keep
+other state across the whole document (heading anchors made unique, inline footnotes)
+cannot be exact while streaming; when a parse leaves anything else in ``env``,
 :meth:`~IncrementalRenderer.finish` renders the whole text once, so invariant 1 still
 holds. Block rules that consume lines without emitting a top-level token, other than
 link reference definitions, are not supported.
@@ -48,23 +90,29 @@ from __future__ import annotations
 
 import bisect
 import functools
+import hashlib
 import re
 from collections import ChainMap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 from weakref import WeakKeyDictionary
 
+from linkify_it import LinkifyIt
 from markdown_it import MarkdownIt
-from markdown_it.common.utils import escapeHtml
+from markdown_it.common.utils import escapeHtml, unescapeAll
 from markdown_it.renderer import RendererHTML
 from markdown_it.rules_block import StateBlock
 from markdown_it.rules_core import StateCore
 from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
+from mdit_py_plugins.footnote import footnote_plugin
+from mdit_py_plugins.footnote.index import render_footnote_anchor
+from mdit_py_plugins.tasklists import tasklists_plugin
 
 from .highlight import highlight
+from .look import TABLE, code_panel
 
 __all__ = [
     "IncrementalRenderer",
@@ -125,6 +173,23 @@ def _render_link_open(
     for name, value in _LINK_ATTRS:
         token.attrSet(name, value)
     return self.renderToken(tokens, idx, options, env)
+
+
+class _Linkify(LinkifyIt):  # type: ignore[misc]  # linkify-it-py has no type hints
+    """linkify-it for bare URLs, taking a link without a scheme only after ``www.``, as
+    GitHub does.
+
+    Left to itself, linkify-it takes any word that ends in a known top-level domain for a
+    host name, and a reply about code is full of them: ``setup.py`` (Paraguay),
+    ``README.md`` (Moldova), ``main.rs`` (Serbia) would each link to a web site.
+    Addresses with a scheme (``https://…``) and e-mail addresses are kept as it finds them.
+    """
+
+    def match(self, text: str) -> list[Any] | None:
+        """linkify-it's matches in ``text``, less the schemeless ones not after ``www.``."""
+        found = super().match(text)
+        kept = [link for link in found or () if link.schema or link.raw[:4].lower() == "www."]
+        return kept or None
 
 
 def _render_image_as_link(
@@ -333,8 +398,79 @@ def _render_math_block(
 
 
 # --------------------------------------------------------------------------------------
+# Footnotes
+# --------------------------------------------------------------------------------------
+
+_PRECEDING_TEXT: Final = "nbclaude_preceding_text"
+"""Key of a parse environment: a hash of the text that comes before the source parsed
+(the frozen part of a streamed reply), so that :func:`_footnote_doc_id` names a part's
+footnotes as it would name the whole text's."""
+
+_DOC_ID_BYTES: Final = 4
+
+
+def _doc_id_hash() -> hashlib.blake2b:
+    return hashlib.blake2b(digest_size=_DOC_ID_BYTES)
+
+
+def _footnote_doc_id(state: StateCore) -> None:
+    """Core rule: give the footnotes of a document ids of their own (the plugin's ``docId``).
+
+    Several replies share a notebook page, and each would otherwise number its footnotes
+    ``fn1``, ``fn2``…, so that a click in one reply could jump into another. The id is a
+    short hash of the text before the first footnote definition: the same text always
+    renders to the same HTML, and while a reply streams the id no longer changes once its
+    first definition has arrived, which is also the first moment any footnote id shows.
+    """
+    env = state.env
+    if "docId" in env:
+        return
+    first = next((t for t in state.tokens if t.type == "footnote_reference_open"), None)
+    if first is None or first.map is None:
+        return
+    preceding: hashlib.blake2b | None = env.get(_PRECEDING_TEXT)
+    digest = preceding.copy() if preceding is not None else _doc_id_hash()
+    before = state.src[: _line_offset(state.src, first.map[0])]
+    digest.update(before.encode("utf-8", "surrogatepass"))
+    env["docId"] = digest.hexdigest()
+
+
+def _render_footnote_anchor(
+    self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
+    """The plugin's link back to the reference, with a plain "↩".
+
+    The plugin follows its arrow with U+FE0E (VARIATION SELECTOR-15) to keep iOS from
+    drawing an emoji; a machine without an emoji font has nothing to select from, and the
+    arrow alone is text already (its default presentation).
+    """
+    html: str = render_footnote_anchor(self, tokens, idx, options, env)
+    return html.replace("\N{VARIATION SELECTOR-15}", "")
+
+
+# --------------------------------------------------------------------------------------
 # The parser
 # --------------------------------------------------------------------------------------
+
+
+def _render_fence(
+    self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
+    """A fenced code block as a panel with its language (:func:`nbclaude.look.code_panel`),
+    highlighted as markdown-it's own fence rule would highlight it."""
+    token = tokens[idx]
+    info = unescapeAll(token.info).strip()
+    language = info.split(maxsplit=1)[0] if info else ""
+    code = options.highlight(token.content, language, "") if options.highlight else ""
+    return code_panel(code or escapeHtml(token.content), language)
+
+
+def _render_table_open(
+    self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
+    """Tables start at the left edge, as in a Markdown cell, live and static alike."""
+    tokens[idx].attrSet("style", TABLE)
+    return self.renderToken(tokens, idx, options, env)
 
 
 def make_parser(*, remote_images: bool = False) -> MarkdownIt:
@@ -347,7 +483,8 @@ def make_parser(*, remote_images: bool = False) -> MarkdownIt:
     Returns:
         A new parser; configure a copy of your own rather than changing a shared one.
     """
-    md = _UntrustedMarkdownIt("js-default", {"highlight": highlight})
+    md = _UntrustedMarkdownIt("js-default", {"highlight": highlight, "linkify": True})
+    md.linkify = _Linkify()
     md.enable(["table", "strikethrough"])
     md.block.ruler.after(
         "fence",
@@ -357,10 +494,19 @@ def make_parser(*, remote_images: bool = False) -> MarkdownIt:
     )
     md.inline.ruler.before("escape", "math_inline", _math_inline)
     md.add_render_rule("link_open", _render_link_open)
+    md.add_render_rule("fence", _render_fence)
+    md.add_render_rule("table_open", _render_table_open)
     md.add_render_rule("text", _render_text)
     md.add_render_rule("math_inline", _render_math_inline)
     md.add_render_rule("math_display", _render_math_display)
     md.add_render_rule("math_block", _render_math_block)
+    # Checkboxes disabled (the default), and no <label>: nothing in a reply is clickable
+    # but its links.
+    md.use(tasklists_plugin)
+    # Not ^[inline footnotes]: "matches ^[a-z]" is a regular expression far more often.
+    md.use(footnote_plugin, inline=False)
+    md.core.ruler.after("block", "footnote_doc_id", _footnote_doc_id)
+    md.add_render_rule("footnote_anchor", _render_footnote_anchor)
     if not remote_images:
         md.add_render_rule("image", _render_image_as_link)
     return md
@@ -408,6 +554,10 @@ class Update:
 
 _LINE_END_RE: Final = re.compile(r"\r\n?|\n")
 _REFERENCE_KEYS: Final = frozenset({"references", "duplicate_refs"})
+_FOOTNOTE_KEYS: Final = frozenset({"footnotes"})
+_DOC_ID_KEYS: Final = frozenset({"docId", _PRECEDING_TEXT})
+_FROZEN_DEFINITION: Final = "nbclaude_frozen_footnote"
+"""The type of a token standing for a frozen footnote definition in a tail's parse."""
 
 
 class IncrementalRenderer:
@@ -446,8 +596,19 @@ class IncrementalRenderer:
         """Link reference definitions of the frozen text, as markdown-it records them."""
         self._references_for_brackets: int | None = None
         """How many definitions the first frozen text with a "[" was rendered with."""
+        core = self._parser.core.ruler.get_active_rules()
+        footnotes = "footnote_tail" in core
+        doc_ids = footnotes and "footnote_doc_id" in core
+        self._footnotes = _StreamedFootnotes(self._parser, doc_ids=doc_ids) if footnotes else None
+        """The footnotes of the frozen text, when the parser has the footnote plugin."""
+        self._kept_keys = (
+            _REFERENCE_KEYS
+            | (_FOOTNOTE_KEYS if footnotes else frozenset())
+            | (_DOC_ID_KEYS if doc_ids else frozenset())
+        )
+        """What a parse may leave in its env without keeping document-wide state."""
         self._whole_document_state = False
-        """Whether a parse kept state other than link references in its env."""
+        """Whether a parse kept state in its env that the frozen blocks cannot carry."""
         self._tail: str | None = None
         """The tail of the last update, until text is appended."""
         self.parsed_chars = 0
@@ -468,12 +629,13 @@ class IncrementalRenderer:
 
         Returns:
             The newly frozen HTML and the new tail. The cost follows the size of the
-            open tail, not of the text so far.
+            open tail (and of the footnote list, which ends the tail), not of the text
+            so far.
         """
         if self._tail is not None:
             return Update(frozen="", tail=self._tail)
         frozen = self.freeze()
-        self._tail = self._render(self._open_text(), self._env())
+        self._tail = self._render_tail(self._open_text())[0]
         return Update(frozen=frozen, tail=self._tail)
 
     def freeze(self) -> str:
@@ -503,14 +665,17 @@ class IncrementalRenderer:
         arrived after a block that may use it (or the parser keeps document-wide
         state), one rendering of the whole text. The renderer is left as it was.
         """
-        env = self._env()
-        tail = self._render(self._open_text(), env)
+        tail, env = self._render_tail(self._open_text())
         definitions = len(self._references) + len(env["references"].maps[0])
-        if self._whole_document_state or (
-            self._references_for_brackets is not None
-            and definitions > self._references_for_brackets
-        ):
-            return self._render(self.text, {})
+        late = self._references_for_brackets is not None and (
+            definitions > self._references_for_brackets
+        )
+        if self._footnotes is not None:
+            late = late or self._footnotes.defined_late(env)
+        if self._whole_document_state or late:
+            self.parsed_chars += len(self.text)
+            html: str = self._parser.render(self.text)
+            return html
         return "".join(self._frozen_html) + tail
 
     def _open_text(self) -> str:
@@ -522,20 +687,41 @@ class IncrementalRenderer:
         """A parse environment that knows the frozen definitions without copying them."""
         return {"references": ChainMap({}, self._references)}
 
-    def _render(self, source: str, env: EnvType) -> str:
+    def _keep_state_of(self, env: EnvType) -> None:
+        self._whole_document_state |= not self._kept_keys.issuperset(env)
+
+    def _render_tail(self, source: str) -> tuple[str, EnvType]:
+        """Render the open text, as the end of the text so far; return the HTML and env."""
+        env = self._env()
         self.parsed_chars += len(source)
-        html: str = self._parser.render(source, env)
-        self._whole_document_state |= not _REFERENCE_KEYS.issuperset(env)
-        return html
+        footnotes = self._footnotes
+        if footnotes is None:
+            html: str = self._parser.render(source, env)
+        else:
+            state = StateCore(source, self._parser, env)
+            footnotes.prepare(env, set())
+            before, after, tail_rule = _core_rules(self._parser)
+            for rule in before:
+                rule(state)
+            footnotes.number(env)
+            for rule in after:
+                if rule is tail_rule:
+                    footnotes.add_definitions(state)
+                rule(state)
+            footnotes.expand(state)
+            html = self._parser.renderer.render(state.tokens, self._parser.options, env)
+        self._keep_state_of(env)
+        return html, env
 
     def _freeze(self, source: str, scan: _Scan) -> str:
-        """Render finished blocks once and for all, keeping their link definitions.
+        """Render finished blocks once and for all, keeping their definitions.
 
         The scan has already parsed their blocks: its tokens before the last block are
         exactly those of parsing ``source`` alone (blocks end where the next begins), so
         they go through the rest of the core chain (inline, text_join, …) and the
         renderer without being parsed again. They see the definitions made before the
-        last block, as a rendering of ``source`` alone would.
+        last block, as a rendering of ``source`` alone would. Footnote definitions are
+        set aside for the footnote list of later tails, which follows the last block.
         """
         state = scan.state
         tokens = state.tokens
@@ -549,10 +735,23 @@ class IncrementalRenderer:
             if definition["map"][0] < scan.line
         )
         self.parsed_chars += len(source)
-        for rule in _core_rules(self._parser)[1]:
-            rule(state)
+        footnotes = self._footnotes
+        _, after, tail_rule = _core_rules(self._parser)
+        if footnotes is not None:
+            footnotes.prepare(env, _footnote_labels(state.tokens))
+            footnotes.number(env)
+            self.parsed_chars += footnotes.count_uses(state.tokens, env)
+        for rule in after:
+            if footnotes is not None and rule is tail_rule:
+                footnotes.set_aside(state)
+            else:
+                rule(state)
+        if footnotes is not None:
+            footnotes.keep_definitions(state)
         html: str = self._parser.renderer.render(state.tokens, self._parser.options, env)
-        self._whole_document_state |= not _REFERENCE_KEYS.issuperset(env)
+        if footnotes is not None:
+            footnotes.frozen(env, lambda: state.src[: _line_offset(state.src, scan.line)])
+        self._keep_state_of(env)
         self._references.update(env["references"].maps[0])
         if self._references_for_brackets is None and "[" in source:
             self._references_for_brackets = len(self._references)
@@ -575,7 +774,7 @@ class IncrementalRenderer:
         self.parsed_chars += len(source)
         for rule in _core_rules(self._parser)[0]:
             rule(state)
-        self._whole_document_state |= not _REFERENCE_KEYS.issuperset(state.env)
+        self._keep_state_of(state.env)
 
         spans: list[tuple[int, int, bool]] = []
         for token in state.tokens:
@@ -609,6 +808,191 @@ class IncrementalRenderer:
         return _Scan(state, starts[-1], _line_offset(source, starts[-1]))
 
 
+class _AnyLabel(dict[str, int]):
+    """Footnote labels as the plugin looks them up, every label defined.
+
+    Parsing with it finds each reference that would be one if its definition were known
+    (the plugin's ``always_match_refs``, for a parser built without it).
+    """
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __bool__(self) -> bool:
+        return True
+
+
+class _StreamedFootnotes:
+    """What the frozen blocks of a streamed reply leave to later blocks about footnotes.
+
+    The footnote plugin numbers footnotes in order of first reference over the whole
+    document, and a reference is one only if its label is defined anywhere in the text.
+    Each freeze and each tail therefore starts from: the labels defined in the frozen text,
+    the references the frozen text makes to each label (defined or not yet), in order of
+    first use, and the tokens of the frozen definitions, which the footnote list at the end
+    of each tail shows. Numbers are given to the labels defined so far in order of first
+    use, as a parse of the whole text so far would.
+    """
+
+    def __init__(self, parser: MarkdownIt, *, doc_ids: bool) -> None:
+        """Start with no frozen text.
+
+        Args:
+            parser: The parser, with the footnote plugin.
+            doc_ids: Whether it has the :func:`_footnote_doc_id` rule.
+        """
+        self._parser = parser
+        self._labels: set[str] = set()
+        """The labels (``":" + label``, as the plugin keys them) defined in the frozen text."""
+        self._uses: dict[str, int] = {}
+        """How often the frozen text refers to each label, in order of first reference."""
+        self._definitions: dict[str, list[Token]] = {}
+        """The tokens of each frozen definition (the last one of a label), after the core
+        rules."""
+        self._early: set[str] = set()
+        """Labels that a frozen block used before their definition was frozen."""
+        self._doc_id: str | None = None
+        """The plugin's ``docId``, once a definition is frozen (see _footnote_doc_id)."""
+        self._preceding = _doc_id_hash() if doc_ids else None
+        """Until then, a hash of the frozen text, for _footnote_doc_id."""
+        self._set_aside: list[tuple[str, list[Token]]] = []
+        """The definitions of the blocks being frozen, by label, in order."""
+        self._body = 0
+        """How many of their tokens are not definitions."""
+        self._inexact = False
+        """Whether a frozen block has an inline footnote (``^[…]``), which the footnote
+        list of later tails cannot show: then only the whole text renders exactly."""
+
+    def prepare(self, env: EnvType, labels: set[str]) -> None:
+        """Before the block rules (or right after them, for frozen blocks): the labels
+        defined so far, ``labels`` besides, and the document id."""
+        env["footnotes"] = {"refs": dict.fromkeys(self._labels | labels, -1), "list": {}}
+        if self._doc_id is not None:
+            env["docId"] = self._doc_id
+        elif self._preceding is not None:
+            env[_PRECEDING_TEXT] = self._preceding
+
+    def number(self, env: EnvType) -> None:
+        """After the block rules: number the labels the frozen text used that are defined,
+        in order of first use, with their counts of references so far."""
+        refs, notes = env["footnotes"]["refs"], env["footnotes"]["list"]
+        for label, count in self._uses.items():
+            if label in refs:
+                refs[label] = len(notes)
+                notes[len(notes)] = {"label": label[1:], "count": count}
+
+    def count_uses(self, tokens: list[Token], env: EnvType) -> int:
+        """Record the references that blocks about to be frozen make, defined or not.
+
+        Returns:
+            How many characters were parsed to find them: the inline content holding a
+            ``[^``, once more.
+        """
+        probe: EnvType = {
+            "references": env["references"],
+            "footnotes": {"refs": _AnyLabel(), "list": {}},
+        }
+        parsed = 0
+        for token in tokens:
+            if token.type == "inline" and "[^" in token.content:
+                parsed += len(token.content)
+                self._parser.inline.parse(token.content, self._parser, probe, [])
+        defined = env["footnotes"]["refs"]
+        for entry in probe["footnotes"]["list"].values():
+            if "label" in entry:
+                label = ":" + entry["label"]
+                self._uses[label] = self._uses.get(label, 0) + entry["count"]
+                if label not in defined:
+                    self._early.add(label)
+        return parsed
+
+    def set_aside(self, state: StateCore) -> None:
+        """In place of the plugin's ``footnote_tail`` for frozen blocks: take the
+        definitions out of the blocks, as it does, and put them after the blocks, where
+        the core rules after it still see them (as they do in the list it makes), until
+        :meth:`keep_definitions`."""
+        body: list[Token] = []
+        current: list[Token] = []
+        label = ""
+        inside = False
+        for token in state.tokens:
+            if token.type == "footnote_reference_open":
+                inside, current, label = True, [], ":" + token.meta["label"]
+            elif token.type == "footnote_reference_close":
+                inside = False
+                self._set_aside.append((label, current))
+            elif inside:
+                current.append(token)
+            else:
+                body.append(token)
+        state.tokens = body + [token for _, tokens in self._set_aside for token in tokens]
+        self._body = len(body)
+
+    def keep_definitions(self, state: StateCore) -> None:
+        """After the core rules: take the definitions set aside off the frozen blocks, and
+        keep them (the last one of a label) for the footnote lists of later tails."""
+        start = self._body
+        for label, tokens in self._set_aside:
+            self._definitions[label] = state.tokens[start : start + len(tokens)]
+            start += len(tokens)
+        del state.tokens[self._body :]
+        self._set_aside.clear()
+
+    def frozen(self, env: EnvType, source: Callable[[], str]) -> None:
+        """After freezing blocks: keep the labels they defined, and their document id
+        or, until there is one, their text (``source()``, as normalized by the parser)."""
+        notes = env["footnotes"]
+        self._labels.update(notes["refs"])
+        self._inexact |= any("label" not in note for note in notes["list"].values())
+        if self._doc_id is None and "docId" in env:
+            self._doc_id, self._preceding = env["docId"], None
+        elif self._preceding is not None:
+            self._preceding.update(source().encode("utf-8", "surrogatepass"))
+
+    def add_definitions(self, state: StateCore) -> None:
+        """Right before ``footnote_tail`` makes the list of a tail: put the frozen
+        definitions it uses where it looks for them.
+
+        Their tokens went through the core rules when they were frozen, and some rules
+        change tokens in place, or would not leave them as they are if run again
+        (linkify, after text_join has joined an escaped ``http\\://``). So each
+        definition goes in as one :data:`_FROZEN_DEFINITION` token that no rule
+        touches, which :meth:`expand` replaces with its tokens once the rules have run.
+        ``footnote_tail`` puts the back-links before a definition's last paragraph
+        close: that token goes in as it is, for it to do so.
+        """
+        notes = state.env["footnotes"]["list"].values()
+        used = {":" + note["label"] for note in notes if "label" in note}
+        frozen: list[Token] = []
+        for label, tokens in self._definitions.items():
+            if label in used:
+                last = len(tokens) - (bool(tokens) and tokens[-1].type == "paragraph_close")
+                frozen += [
+                    Token("footnote_reference_open", "", 1, meta={"label": label[1:]}),
+                    Token(_FROZEN_DEFINITION, "", 0, meta={"tokens": tokens[:last]}),
+                    *tokens[last:],
+                    Token("footnote_reference_close", "", -1),
+                ]
+        state.tokens[:0] = frozen  # before the tail's own: a later definition wins
+
+    @staticmethod
+    def expand(state: StateCore) -> None:
+        """After the core rules: each frozen definition in place of its stand-in."""
+        if any(token.type == _FROZEN_DEFINITION for token in state.tokens):
+            state.tokens = [
+                expanded
+                for token in state.tokens
+                for expanded in (
+                    token.meta["tokens"] if token.type == _FROZEN_DEFINITION else (token,)
+                )
+            ]
+
+    def defined_late(self, env: EnvType) -> bool:
+        """Whether a frozen block used a footnote defined only after it was frozen
+        (``env``: the last tail's)."""
+        return self._inexact or not self._early.isdisjoint(env["footnotes"]["refs"])
+
+
 @dataclass(slots=True)
 class _Scan:
     """The blocks of the open text's complete lines, and where the last one starts."""
@@ -628,12 +1012,19 @@ def _starts_at(token: Token, line: int) -> bool:
     )
 
 
-def _core_rules(parser: MarkdownIt) -> tuple[list[Any], list[Any]]:
-    """The parser's core chain, split after the ``block`` rule: (up to it, after it)."""
+def _footnote_labels(tokens: Sequence[Token]) -> set[str]:
+    """The labels of the footnote definitions among ``tokens``, as the plugin keys them."""
+    return {":" + t.meta["label"] for t in tokens if t.type == "footnote_reference_open"}
+
+
+def _core_rules(parser: MarkdownIt) -> tuple[list[Any], list[Any], Any]:
+    """The parser's core chain, split after the ``block`` rule: (up to it, after it), and
+    the footnote plugin's ``footnote_tail`` rule among the latter, if any."""
     names = parser.core.ruler.get_active_rules()
     rules = parser.core.ruler.getRules("")
     after = names.index("block") + 1
-    return rules[:after], rules[after:]
+    tail_rule = rules[names.index("footnote_tail")] if "footnote_tail" in names else None
+    return rules[:after], rules[after:], tail_rule
 
 
 def _line_offset(source: str, line: int) -> int:

@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from html import escape
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from . import images
+from . import images, look
 from .blocks import kind_of
-from .highlight import HIGHLIGHT_CSS
 from .markdown import render
 
 __all__ = [
-    "CSS",
     "Sent",
     "Shown",
     "block_html",
@@ -35,26 +34,14 @@ __all__ = [
     "rows_bundle",
     "sent_html",
     "sent_text",
+    "split_html",
     "static_bundle",
     "static_html",
+    "static_parts",
     "text_bundle",
     "thinking_html",
     "usage_html",
 ]
-
-CSS = (
-    """
-.nbclaude-thinking { margin: 0.3em 0; opacity: 0.8; }
-.nbclaude-thinking > summary { cursor: pointer; font-style: italic; }
-.nbclaude-tool { margin: 0.4em 0; padding: 0.2em 0.6em; border-left: 3px solid #8884; }
-.nbclaude-tool pre { margin: 0.2em 0; max-height: 20em; overflow: auto; }
-.nbclaude-notice { margin: 0.4em 0; padding: 0.3em 0.6em; border-left: 3px solid #d9822b; }
-.nbclaude-usage { margin-top: 0.4em; opacity: 0.7; font-size: 0.85em; }
-.nbclaude-sent figcaption { opacity: 0.7; font-size: 0.85em; }
-"""
-    + HIGHLIGHT_CSS
-)
-"""Styles for the view, scoped under ``.nbclaude``; the HTML reads without them too."""
 
 
 class Shown(Protocol):
@@ -134,12 +121,25 @@ def thinking_html(
     else:
         title = "Thinking"
         body = render(text) if rendered is None else rendered
+    return f"{thinking_open(title, open_=open_)}{body}</details>"
+
+
+def thinking_open(title: str = "Thinking", *, open_: bool = False) -> str:
+    """The start of a thinking section, up to its content: the live view fills it as it
+    streams, and closes it as :func:`thinking_html` does."""
     opened = " open" if open_ else ""
-    return f'<details class="nbclaude-thinking"{opened}><summary>{title}</summary>{body}</details>'
+    return (
+        f'<details style="{look.THINKING}" class="nbclaude-thinking"{opened}>'
+        f'<summary style="{look.THINKING_SUMMARY}">{title}</summary>'
+    )
 
 
 def _pre(text: str) -> str:
-    return f"<pre>{escape(text)}</pre>"
+    return f'<pre style="{look.TOOL_PRE}">{escape(text)}</pre>'
+
+
+def _tool(inner: str) -> str:
+    return f'<div style="{look.TOOL}" class="nbclaude-tool">{inner}</div>'
 
 
 def tool_use_html(block: Mapping[str, Any]) -> str:
@@ -151,17 +151,14 @@ def tool_use_html(block: Mapping[str, Any]) -> str:
         shown = str(payload["_partial_json"])
     else:
         shown = json.dumps(payload, indent=2, ensure_ascii=False)
-    return (
-        f'<div class="nbclaude-tool"><small>{kind}</small> <code>{escape(name)}</code>'
-        f"{_pre(shown)}</div>"
-    )
+    return _tool(f"<small>{kind}</small> <code>{escape(name)}</code>{_pre(shown)}")
 
 
 def _search_results_html(block: Mapping[str, Any]) -> str:
     content = block.get("content")
     if isinstance(content, dict):  # an error result
         code = content.get("error_code", "unknown error")
-        return f'<div class="nbclaude-tool"><small>search failed:</small> {escape(str(code))}</div>'
+        return _tool(f"<small>search failed:</small> {escape(str(code))}")
     items = []
     for result in content if isinstance(content, list) else []:
         if not isinstance(result, dict):
@@ -171,12 +168,12 @@ def _search_results_html(block: Mapping[str, Any]) -> str:
         suffix = f" <small>{escape(str(age))}</small>" if age else ""
         items.append(f"<li>{link(result.get('url'), title)}{suffix}</li>")
     listing = f"<ul>{''.join(items)}</ul>" if items else "<p><em>no results</em></p>"
-    return f'<div class="nbclaude-tool"><small>search results</small>{listing}</div>'
+    return _tool(f"<small>search results</small>{listing}")
 
 
 def _execution_result_html(block: Mapping[str, Any]) -> str:
     content = block.get("content")
-    parts = ['<div class="nbclaude-tool"><small>code execution</small>']
+    parts = ["<small>code execution</small>"]
     if isinstance(content, dict):
         if "error_code" in content:
             parts.append(f"<p>failed: {escape(str(content['error_code']))}</p>")
@@ -185,8 +182,7 @@ def _execution_result_html(block: Mapping[str, Any]) -> str:
                 parts.append(f"<small>{stream}</small>{_pre(str(content[stream]))}")
         if content.get("return_code") not in (None, 0):
             parts.append(f"<small>exit code {escape(str(content['return_code']))}</small>")
-    parts.append("</div>")
-    return "".join(parts)
+    return _tool("".join(parts))
 
 
 def _tool_result_html(block: Mapping[str, Any]) -> str:
@@ -196,14 +192,12 @@ def _tool_result_html(block: Mapping[str, Any]) -> str:
     label = "error from" if block.get("is_error") else "result of"
     content = block.get("content")
     shown = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
-    return (
-        f'<div class="nbclaude-tool"><small>{label}</small> <code>{name}</code>{_pre(shown)}</div>'
-    )
+    return _tool(f"<small>{label}</small> <code>{name}</code>{_pre(shown)}")
 
 
 def placeholder_html(kind: str) -> str:
     """A short note for a block this version cannot show."""
-    return f'<div class="nbclaude-tool"><small>[{escape(kind)} block not shown]</small></div>'
+    return _tool(f"<small>[{escape(kind)} block not shown]</small>")
 
 
 def citations_html(citations: Iterable[Mapping[str, Any]]) -> str:
@@ -212,7 +206,7 @@ def citations_html(citations: Iterable[Mapping[str, Any]]) -> str:
     for citation in citations:
         title = str(citation.get("title") or citation.get("document_title") or "source")
         items.append(f"<li>{link(citation.get('url'), title)}</li>")
-    return f'<div class="nbclaude-usage"><small>Sources</small><ol>{"".join(items)}</ol></div>'
+    return _usage(f"<small>Sources</small><ol>{''.join(items)}</ol>")
 
 
 _RESULT_HTML: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
@@ -269,13 +263,18 @@ def _ascii_html(text: str) -> str:
 
 def usage_html(reply: Shown) -> str:
     """The usage line under a reply."""
-    return f'<div class="nbclaude-usage">{_ascii_html(reply.status_line)}</div>'
+    return _usage(_ascii_html(reply.status_line))
+
+
+def _usage(inner: str) -> str:
+    return f'<div style="{look.USAGE}" class="nbclaude-usage">{inner}</div>'
 
 
 def notice_html(lines: Iterable[str]) -> str:
     """Warnings, escaped, each in its own box."""
     return "".join(
-        f'<div class="nbclaude-notice">{_ascii_html("⚠ " + line)}</div>' for line in lines
+        f'<div style="{look.NOTICE}" class="nbclaude-notice">{_ascii_html("⚠ " + line)}</div>'
+        for line in lines
     )
 
 
@@ -304,6 +303,9 @@ def _preview(attachment: Sent) -> str:
     return f'<img src="{uri}"{dimensions} alt="{escape(attachment.placeholder())}">'
 
 
+FIGCAPTION = f"font-size: 0.85em; color: {look.MUTED}"
+
+
 def sent_html(sent: Sequence[Sent]) -> str:
     """What the prompt attached, above the reply: a thumbnail of each image, a caption each.
 
@@ -314,7 +316,8 @@ def sent_html(sent: Sequence[Sent]) -> str:
         return ""
     figures = "".join(
         '<figure style="margin: 0 0.8em 0.4em 0; display: inline-block; vertical-align: top">'
-        f"{_preview(attachment)}<figcaption>{_ascii_html(attachment.describe())}</figcaption>"
+        f'{_preview(attachment)}<figcaption style="{FIGCAPTION}">'
+        f"{_ascii_html(attachment.describe())}</figcaption>"
         "</figure>"
         for attachment in sent
     )
@@ -345,7 +348,7 @@ def static_html(
         sent: What the prompt attached, shown above the reply (see :func:`sent_html`).
     """
     inner = reply_html(reply, rendered, error=error, remote_images=remote_images)
-    return f'<div class="nbclaude"><style>{CSS}</style>{sent_html(sent)}{inner}</div>'
+    return f'<div class="nbclaude">{sent_html(sent)}{inner}</div>'
 
 
 def reply_html(
@@ -385,10 +388,10 @@ def columns_bundle(
         for label, reply, mine in zip(labels, replies, done, strict=True)
     )
     html = (
-        f'<div class="nbclaude"><style>{CSS}</style>'
-        '<div class="nbclaude-columns" style="display: flex; flex-wrap: wrap; gap: 1.5em; '
+        '<div class="nbclaude"><div class="nbclaude-columns" '
+        'style="display: flex; flex-wrap: wrap; gap: 1.5em; '
         f'align-items: flex-start">{columns}</div>'
-        f'<div class="nbclaude-usage">{_ascii_html(summary)}</div></div>'
+        f"{_usage(_ascii_html(summary))}</div>"
     )
     plain = "\n\n".join(
         f"== {label} ==\n{plain_text(reply)}\n[{reply.status_line}]"
@@ -415,10 +418,7 @@ def rows_bundle(labels: Sequence[str], replies: Sequence[Shown], summary: str) -
         f"{reply_html(reply)}</details>"
         for label, reply in zip(labels, replies, strict=True)
     )
-    html = (
-        f'<div class="nbclaude"><style>{CSS}</style>'
-        f'<div class="nbclaude-usage">{_ascii_html(summary)}</div>{rows}</div>'
-    )
+    html = f'<div class="nbclaude">{_usage(_ascii_html(summary))}{rows}</div>'
     plain = "\n".join(
         f"{label}: {_excerpt(reply)}" for label, reply in zip(labels, replies, strict=True)
     )
@@ -476,3 +476,72 @@ def text_bundle(reply: Shown, *, error: bool = True, sent: Sequence[Sent] = ()) 
         f"{notice_html(reply.notices(error=error))}{usage_html(reply)}</div>"
     )
     return {"text/html": html, "text/plain": plain_text(reply, error=error, sent=sent)}
+
+
+PART_SIZE = 64 * 1024
+"""Characters of HTML in each output of a long reply's static view (see :func:`static_parts`)."""
+
+_TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)[^>]*?(/?)>")
+_VOID = frozenset({"area", "br", "col", "embed", "hr", "img", "input", "source", "track", "wbr"})
+
+
+def split_html(html: str, size: int) -> list[str]:
+    """Cut HTML into pieces of about ``size`` characters, between top-level elements.
+
+    Args:
+        html: A sequence of well-formed elements, as nbclaude writes them: escaped text,
+            no comments, no ``>`` inside attribute values.
+        size: Characters after which a piece ends at the next top-level element's end.
+
+    Returns:
+        The pieces, in order; joined, they are ``html``. One piece when it is short, or
+        when it is one element.
+    """
+    if len(html) <= size:
+        return [html]
+    pieces = []
+    start = 0
+    depth = 0
+    for match in _TAG_RE.finditer(html):
+        closing, name, self_closing = match.groups()
+        if closing:
+            depth -= 1
+        elif not self_closing and name.lower() not in _VOID:
+            depth += 1
+        if depth == 0 and match.end() - start >= size:
+            pieces.append(html[start : match.end()])
+            start = match.end()
+    if start < len(html):
+        pieces.append(html[start:])
+    return pieces
+
+
+def static_parts(
+    reply: Shown,
+    rendered: Mapping[int, str] | None = None,
+    *,
+    error: bool = True,
+    remote_images: bool = False,
+    sent: Sequence[Sent] = (),
+    part_size: int = PART_SIZE,
+) -> list[dict[str, str]]:
+    """The static view as several outputs, each of about ``part_size`` characters.
+
+    A browser parses and lays out one output in one task: a reply of a megabyte of HTML
+    in one output holds the page still for most of a second when it finishes; in
+    outputs of 32 KB, each is a short task of its own. They read as one reply (each is
+    wrapped as :func:`static_html` wraps the whole). The first carries the reply's whole
+    ``text/plain``; the others have HTML only. A short reply is one bundle, exactly
+    :func:`static_bundle`'s.
+
+    Args:
+        part_size: Characters of HTML after which an output ends (at an element's end).
+        (The others as for :func:`static_bundle`.)
+    """
+    inner = sent_html(sent) + reply_html(reply, rendered, error=error, remote_images=remote_images)
+    bundles = [
+        {"text/html": f'<div class="nbclaude">{piece}</div>'}
+        for piece in split_html(inner, part_size)
+    ]
+    bundles[0]["text/plain"] = plain_text(reply, error=error, sent=sent)
+    return bundles

@@ -456,6 +456,77 @@ def long_markdown(size: int) -> str:
     return "".join(parts)
 
 
+def _sections(size: int, section: Callable[[int], str]) -> str:
+    parts: list[str] = []
+    total = 0
+    number = 0
+    while total < size:
+        number += 1
+        piece = section(number)
+        parts.append(piece)
+        total += len(piece)
+    return "".join(parts)
+
+
+def many_small_blocks(size: int) -> str:
+    """About ``size`` characters of small blocks: a heading, a paragraph, a short list and
+    a short fence, again and again (each a few hundred characters)."""
+    return _sections(
+        size,
+        lambda n: (
+            f"### Step {n}\n\nRun the check, then read what it printed.\n\n"
+            f"- before: `{n}`\n- after: `{n + 1}`\n\n```bash\necho step {n}\n```\n\n"
+        ),
+    )
+
+
+def few_large_blocks(size: int) -> str:
+    """About ``size`` characters in a few long blocks: paragraphs and fences of ~20 KB."""
+    sentence = "Each long paragraph goes on and on, as a detailed explanation does. "
+    line = "    total = sum(value * weight for value, weight in zip(values, weights))\n"
+    return _sections(
+        size,
+        lambda n: (
+            f"## Part {n}\n\n{sentence * 300}\n\n```python\ndef part_{n}():\n{line * 260}```\n\n"
+        ),
+    )
+
+
+def one_huge_list(size: int) -> str:
+    """About ``size`` characters in a single bulleted list: one block that never ends."""
+    return _sections(size, lambda n: f"- item {n}: a point worth making, with `code` in it\n")
+
+
+def long_document(size: int) -> str:
+    """About ``size`` characters shaped like a long document: a heading about every 4 KB,
+    then paragraphs, a list, a fence and a table under each."""
+    paragraph = (
+        "A long document explains one thing after another, with **emphasis** where it "
+        "matters, `inline code` for names, and sentences long enough to wrap a few times "
+        "across the width of a notebook. "
+    ) * 3
+    rows = "".join(f"| row {i} | {i * 7} | {'yes' if i % 2 else 'no'} |\n" for i in range(8))
+    return _sections(
+        size,
+        lambda n: (
+            f"## {n}. A chapter of the document\n\n{paragraph}\n\n{paragraph}\n\n"
+            f"- the first point of chapter {n}\n- a second point, with `code`\n"
+            "- a third point that runs on for a while to wrap\n\n"
+            f"```python\ndef chapter_{n}(values):\n    return sorted(values)[:{n}]\n```\n\n"
+            f"| row | value | kept |\n|---|---:|---|\n{rows}\n{paragraph}\n\n{paragraph}\n\n"
+            f"{paragraph}\n\n{paragraph}\n\n"
+        ),
+    )
+
+
+REPLY_SHAPES: dict[str, Callable[[int], str]] = {
+    "many small blocks": many_small_blocks,
+    "few large blocks": few_large_blocks,
+    "one huge list": one_huge_list,
+}
+"""The reply shapes the live view's traffic is measured on, by name."""
+
+
 def _estimate_tokens(chars: int) -> int:
     return max(1, math.ceil(chars / 4))
 
@@ -471,6 +542,7 @@ def reply(
     cache_read: int = 0,
     cache_write: int = 0,
     delay: float = 0.0,
+    thinking_delay: float | None = None,
     ping_every: int = 0,
     message_id: str | None = None,
 ) -> Script:
@@ -492,6 +564,8 @@ def reply(
         cache_read: Usage: ``cache_read_input_tokens``.
         cache_write: Usage: ``cache_creation_input_tokens`` (all 5-minute).
         delay: Seconds to wait before each ``content_block_delta``.
+        thinking_delay: Seconds to wait before each delta of a thinking block instead;
+            ``None`` waits `delay`.
         ping_every: Send a ``ping`` after every this many deltas; 0 for none.
         message_id: The message ``id``; by default a stable id derived from the content.
 
@@ -532,9 +606,12 @@ def reply(
             continue
         start = {"type": "content_block_start", "index": index, "content_block": part.content_block}
         steps.append(SSEEvent("content_block_start", start))
+        pause = delay
+        if thinking_delay is not None and part.content_block["type"] == "thinking":
+            pause = thinking_delay
         for delta in part.deltas:
-            if delay > 0:
-                steps.append(Pause(delay))
+            if pause > 0:
+                steps.append(Pause(pause))
             data = {"type": "content_block_delta", "index": index, "delta": delta}
             steps.append(SSEEvent("content_block_delta", data))
             deltas_sent += 1

@@ -1,16 +1,18 @@
 """The live view in notebooks: a widget that streams the reply as Markdown, then static HTML.
 
-The live widget never re-sends what the browser already has. Finished Markdown blocks go
-into the current frozen segment, an HTML widget that is sealed once it holds
-:data:`SEAL_AT` characters; sealed segments are never touched again, and they are grouped in
-chapter boxes of :data:`CHAPTER_SIZE` so no children list grows with the reply. The open
-block is re-rendered into a separate tail widget, so sealing re-sends nothing. Segments are
-``HTMLMath`` widgets: the front end typesets math in a segment when it changes, never the
-whole reply. Refreshes are throttled (:class:`Throttle`); with a render worker, new text
-is fed to it every :data:`FEED_INTERVAL` seconds in between, so it renders while the reply
-streams. :meth:`WidgetView.finish` replaces the widget with the static view through the
-same display id, reusing the HTML rendered while streaming, so the saved notebook needs no
-widget support and a long reply is rendered once.
+The live widget (:class:`LiveReply`, an anywidget with the small ES module ``live.js``)
+never re-sends what the browser already has. Finished Markdown blocks are appended once;
+the open block (the tail) is re-rendered on each refresh, and only the characters after
+what the browser already has of it are sent (:class:`LiveDocument`). Both go in one custom
+message per refresh, which also carries the status line (waiting, thinking, writing; the
+elapsed time; the output tokens so far). The browser builds exactly the static view's HTML,
+in the same elements, so nothing moves when the static view replaces it, and it follows the
+reply's end while the reader is there. Refreshes are throttled (:class:`Throttle`); with a
+render worker, new text is fed to it every :data:`FEED_INTERVAL` seconds in between, so it
+renders while the reply streams. :meth:`WidgetView.finish` replaces the widget with the
+static view through the same display id, reusing the HTML rendered while streaming, so the
+saved notebook needs no widget support and a long reply is rendered once; a long reply's
+static view comes in several outputs, each a short task for the browser.
 
 This is the only module that touches ipywidgets; the request runs outside any
 ``with output:`` block, in the cell's own thread. It follows the reply through the stream's
@@ -21,43 +23,40 @@ from __future__ import annotations
 
 import html
 import math
+import secrets
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
+import anywidget
 import ipywidgets as widgets
+import traitlets
 from IPython.display import DisplayHandle, display
-from ipywidgets.widgets.widget_string import HTMLMathStyle, HTMLStyle
 
+from . import look
 from .attachments import Attachment
 from .many import Replies
 from .markdown import IncrementalRenderer, Update
 from .reply import Reply
 from .static import (
-    CSS,
+    PART_SIZE,
     block_html,
     columns_bundle,
     rows_bundle,
     sent_html,
-    static_bundle,
+    static_parts,
     text_bundle,
     thinking_html,
+    thinking_open,
 )
 from .stream import BlockProgress, Progress
 from .worker import RemoteRenderer, RenderWorker, WorkerError
 
-__all__ = ["CHAPTER_SIZE", "SEAL_AT", "Segments", "Throttle", "WidgetView"]
+__all__ = ["LiveDocument", "LiveReply", "Throttle", "WidgetView"]
 
 Clock = Callable[[], float]
-
-SEAL_AT = 4096
-"""Characters of frozen HTML after which a segment is sealed and a new one begins."""
-
-CHAPTER_SIZE = 32
-"""Sealed segments per chapter box: bounds the size of every children update."""
-
-FOOTER_INTERVAL = 1.0
-"""Seconds between footer updates (elapsed time, token count); text updates come faster."""
 
 FEED_INTERVAL = 0.02
 """Seconds between hand-offs of new text to the render worker, refresh or not: it renders
@@ -74,9 +73,9 @@ class Throttle:
 
     Never more often than every ``interval`` seconds (stretched to four times the cost of
     the last refresh, so slow rendering cannot eat the stream), and only once the new
-    content is at least half of what a refresh re-sends, or ``longest`` seconds have
-    passed: that keeps the bytes sent within about twice the reply when it comes fast, and
-    a slow reply still moves a few times a second.
+    content is at least half of what the browser must render again (the open block), or
+    ``longest`` seconds have passed: a huge open block (one long list) is re-rendered
+    less often, and a slow reply still moves a few times a second.
     """
 
     def __init__(
@@ -98,7 +97,7 @@ class Throttle:
 
         Args:
             fresh: Characters that arrived since the last refresh.
-            resend: Characters a refresh would send again (the open segment and tail).
+            resend: Characters a refresh would render again (the open block).
         """
         if self._last is None:
             return True
@@ -111,7 +110,7 @@ class Throttle:
         """How long :meth:`due` keeps saying no, whatever the stream brings meanwhile.
 
         Args:
-            resend: What a refresh would send again, as for :meth:`due`; it changes only
+            resend: What a refresh would render again, as for :meth:`due`; it changes only
                 when a refresh happens.
 
         Returns:
@@ -132,90 +131,96 @@ class Throttle:
         self.interval = min(1.0, max(self._base, 4 * (ended - started)))
 
 
-class Segments:
-    """Frozen HTML in segment widgets grouped in chapters, then one tail widget.
+def _common_prefix(old: str, new: str) -> int:
+    """The length of the longest common prefix of two strings, found by halving (each
+    comparison runs in C), in about ``log2(len)`` slice comparisons."""
+    low, high = 0, min(len(old), len(new))
+    if old[:high] == new[:high]:
+        return high
+    while low < high:  # old[:low] == new[:low], and old[:high + 1] != new[:high + 1]
+        middle = (low + high + 1) // 2
+        if old[low:middle] == new[low:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
-    Args:
-        box: The box to fill; its children become the chapters and the tail.
-        layout: The layout of every chapter and segment.
-        style: The style of every segment.
-        seal_at: Characters after which the open segment is sealed.
-        chapter_size: Segments per chapter.
+
+class LiveDocument:
+    """What the browser holds of the reply, and the operations that bring it up to date.
+
+    The operations (see ``live.js``) are collected until :meth:`take`. The tail (the open
+    block) is sent as the characters after the part of it the browser already has; HTML
+    that is finished is appended once, taken from the start of the tail where it was shown
+    already; a section (thinking) is opened and closed.
     """
 
-    def __init__(
-        self,
-        box: widgets.Box,
-        *,
-        layout: widgets.Layout,
-        style: HTMLMathStyle,
-        seal_at: int = SEAL_AT,
-        chapter_size: int = CHAPTER_SIZE,
-    ) -> None:
-        self.box = box
-        self._layout = layout
-        self._style = style
-        self._seal_at = seal_at
-        self._chapter_size = chapter_size
-        self._chapters: list[widgets.VBox] = []
-        self._segment: widgets.HTMLMath | None = None
-        self._segment_html = ""
-        self._pending: list[str] = []
+    def __init__(self) -> None:
+        self._ops: list[list[Any]] = []
         self._tail = ""
-        self._tail_widget: widgets.HTMLMath | None = None
 
     @property
-    def resend_size(self) -> int:
-        """Characters a flush sends again: the open segment and the tail."""
-        return len(self._segment_html) + len(self._tail)
+    def tail_size(self) -> int:
+        """Characters of the tail: what the browser parses again when it changes."""
+        return len(self._tail)
 
     def freeze(self, html: str) -> None:
-        """Append HTML that will never change."""
+        """Append HTML that will never change, before the tail.
+
+        The blocks it holds were usually the start of the tail, as the browser has it: that
+        part is taken from the tail rather than sent again.
+        """
         if html:
-            self._pending.append(html)
+            keep = _common_prefix(self._tail, html)
+            self._ops.append(["html", keep, html[keep:]])
+            self._tail = self._tail[keep:]
 
     def set_tail(self, html: str) -> None:
-        """Replace the HTML of the open part after everything frozen."""
+        """Make the open end ``html``, sending only what the browser does not have."""
+        if html == self._tail:
+            return
+        keep = _common_prefix(self._tail, html)
+        self._ops.append(["tail", keep, html[keep:]])
         self._tail = html
 
-    def flush(self) -> None:
-        """Send what changed: new frozen HTML once, and the tail if it changed."""
-        if self._pending:
-            fresh = "".join(self._pending)
-            self._pending.clear()
-            if self._segment is not None and len(self._segment_html) < self._seal_at:
-                self._segment_html += fresh
-                self._segment.value = self._segment_html
-            else:
-                self._segment_html = fresh
-                self._segment = self._new_html(fresh)
-                self._add_segment(self._segment)
-        tail_widget = self._tail_widget
-        if tail_widget is None:
-            if not self._tail:
-                return
-            tail_widget = self._tail_widget = self._new_html(self._tail)
-            self._layout_children()
-        elif tail_widget.value != self._tail:
-            tail_widget.value = self._tail
+    def seal(self) -> None:
+        """The tail is finished: it stays where it is, and a new, empty one begins."""
+        if self._tail:
+            self._ops.append(["seal"])
+            self._tail = ""
 
-    def _new_html(self, value: str) -> widgets.HTMLMath:
-        # HTMLMath typesets its own content when it changes: math in a segment is typeset
-        # once, and only the tail's is typeset again on each update.
-        return widgets.HTMLMath(value=value, layout=self._layout, style=self._style)
+    def open(self, html: str) -> None:
+        """Append an empty section (its HTML, closed) and put what follows inside it."""
+        self.seal()
+        self._ops.append(["open", html])
 
-    def _add_segment(self, segment: widgets.HTMLMath) -> None:
-        if not self._chapters or len(self._chapters[-1].children) >= self._chapter_size:
-            chapter = widgets.VBox(children=(segment,), layout=self._layout)
-            self._chapters.append(chapter)
-            self._layout_children()
-        else:
-            chapter = self._chapters[-1]
-            chapter.children = (*chapter.children, segment)
+    def close(self) -> None:
+        """Put what follows after the section, back in the enclosing one."""
+        self.seal()
+        self._ops.append(["close"])
 
-    def _layout_children(self) -> None:
-        tail = () if self._tail_widget is None else (self._tail_widget,)
-        self.box.children = (*self._chapters, *tail)
+    def fold(self) -> None:
+        """Fold the thinking sections."""
+        self._ops.append(["fold"])
+
+    def take(self) -> list[list[Any]]:
+        """The operations since the last call, in order."""
+        ops, self._ops = self._ops, []
+        return ops
+
+
+class LiveReply(anywidget.AnyWidget):
+    """The widget in the notebook: its module (``live.js``) builds the reply in the browser
+    from the custom messages :class:`WidgetView` sends."""
+
+    _esm = (Path(__file__).parent / "live.js").read_text(encoding="utf-8")
+    frame = traitlets.Unicode("").tag(sync=True)
+    """The reply's element, empty but for what the prompt sent and the status line."""
+    key = traitlets.Unicode("").tag(sync=True)
+    """What the module knows this reply by."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(key=secrets.token_hex(8), **kwargs)
 
 
 class _BlockProgress:
@@ -235,7 +240,7 @@ class _BlockProgress:
 
 
 class WidgetView:
-    """The live widget: thinking that folds, a Markdown body, a footer with time and tokens.
+    """The live widget: thinking that folds, a Markdown body, a status line.
 
     Markdown is rendered by ``worker`` when one is given and ready, else in the kernel.
     """
@@ -245,7 +250,6 @@ class WidgetView:
         *,
         clock: Clock = time.monotonic,
         min_interval: float = 0.08,
-        seal_at: int = SEAL_AT,
         remote_images: bool = False,
         worker: RenderWorker | None = None,
         standalone: bool = True,
@@ -259,30 +263,10 @@ class WidgetView:
         self._throttle = Throttle(min_interval, clock=clock)
         self._remote_images = remote_images
         self._started = clock()
-        self._footer_at = -FOOTER_INTERVAL
-        self._seal_at = seal_at
-        # Each widget model costs the front end a message to open it and one to close it.
-        # The widgets in the root share one layout, the HTML ones one style and the
-        # segments another, and the thinking section is made only when thinking arrives.
-        self._layout = widgets.Layout()
-        self._html_style = HTMLStyle()
-        self._segment_style = HTMLMathStyle()
-        self._css = self._html(f"<style>{CSS}</style>")
-        self.thinking: widgets.Accordion | None = None
-        self.body = widgets.VBox(layout=self._layout)
-        self.footer = self._html('<div class="nbclaude-usage">⏳ waiting for Claude…</div>')
-        self.root = widgets.VBox(
-            children=(self._css, self.body, self.footer),
-            layout=widgets.Layout(width="100%"),
-            # Given here, the classes go out with the model: add_class() would send each
-            # in a message of its own. JupyterLab styles rendered HTML outputs (tables,
-            # code, headings) under jp-RenderedHTMLCommon: the live view then looks like
-            # the static one that replaces it.
-            _dom_classes=("nbclaude", "jp-RenderedHTMLCommon"),
-        )
-        self._thinking_segments: Segments | None = None
-        self._body_segments = self._segments(self.body)
+        self._document = LiveDocument()
+        self.root = LiveReply(frame=_frame())
         self._progress: list[_BlockProgress] = []
+        self._thinking = False
         self._answer_started = False
         self._painted = False
         self._fed_at = -FEED_INTERVAL
@@ -293,21 +277,13 @@ class WidgetView:
         self._shown_chars = 0
         self._record: Progress | None = None
         self._handle: DisplayHandle | None = None
+        self._unshown: list[dict[str, str]] = []
+        """The static view's outputs, rendered, that are not shown yet."""
+        self._shown_parts: list[DisplayHandle] = []
         self._sent: tuple[Attachment, ...] = ()
         self._final: dict[int, str] = {}
         self.refreshes = 0
         """How many times the widget was refreshed while streaming."""
-
-    def _html(self, value: str) -> widgets.HTML:
-        return widgets.HTML(value=value, layout=self._layout, style=self._html_style)
-
-    def _segments(self, box: widgets.Box) -> Segments:
-        return Segments(box, layout=self._layout, style=self._segment_style, seal_at=self._seal_at)
-
-    def _resend_size(self) -> int:
-        """Characters a refresh sends again (see :attr:`Segments.resend_size`)."""
-        thinking = self._thinking_segments
-        return self._body_segments.resend_size + (thinking.resend_size if thinking else 0)
 
     def start(self, sent: Sequence[Attachment] = ()) -> None:
         """Display the empty widget (with a display id, so it can be replaced).
@@ -317,7 +293,7 @@ class WidgetView:
         """
         self._sent = tuple(sent)
         if sent:
-            self.root.children = (self._css, self._html(sent_html(sent)), self.body, self.footer)
+            self.root.frame = _frame(sent_html(sent))
         self._started = self._clock()
         if self._standalone:
             self._handle = display(self.root, display_id=True)
@@ -329,13 +305,13 @@ class WidgetView:
             return  # the common case, once per delta: one clock reading
         first_content = not self._painted and record.chars > 0
         fresh = record.chars - self._shown_chars
-        resend = self._resend_size()
+        resend = self._document.tail_size
         if first_content or self._throttle.due(fresh, resend):
             self.refresh(record)
             self._painted = record.chars > 0
             self._throttle.record(started)
             self._fed_at = started  # a refresh hands the worker everything, too
-            resend = self._resend_size()
+            resend = self._document.tail_size
         elif self._worker is not None and started >= self._fed_at + FEED_INTERVAL:
             self._fed_at = started
             self._feed(record)
@@ -356,7 +332,7 @@ class WidgetView:
                     progress.lose_renderer()
 
     def refresh(self, record: Progress) -> None:
-        """Bring the widget up to date with everything the record holds."""
+        """Bring the widget up to date with everything the record holds: one message."""
         self.refreshes += 1
         self._record = record
         self._shown_chars = record.chars
@@ -366,43 +342,27 @@ class WidgetView:
             progress = self._progress[index]
             if not progress.done:
                 self._show(block, progress)
-        if self._thinking_segments is not None:
-            self._thinking_segments.flush()
-        self._body_segments.flush()
-        now = self._clock()
-        if now - self._footer_at >= FOOTER_INTERVAL:
-            self._footer_at = now
-            tokens = record.chars // 4
-            self.footer.value = (
-                f'<div class="nbclaude-usage">⏳ {now - self._started:.1f}s · '
-                f"~{tokens:,} tokens</div>"
-            )
+        elapsed = round(self._clock() - self._started, 2)
+        status = [_state(record), elapsed, record.chars // 4]
+        self.root.send({"ops": self._document.take(), "status": status})
 
     def _begin(self, block: BlockProgress, position: int) -> _BlockProgress:
         """Start showing a block; ``position`` is its place in the record, which stays
         unique across the rounds of a tool loop (a block's stream index does not)."""
         if block.kind.is_thinking:
-            if self.thinking is None:
-                self._open_thinking()
-            renderer = self._renderer(position) if block.kind.role == "thinking" else None
-            return _BlockProgress(renderer)
+            self._thinking = True
+            if block.kind.role != "thinking":
+                return _BlockProgress(None)
+            # Open while it streams; folded when the answer starts, as the static view is.
+            self._document.open(thinking_open(open_=True) + "</details>")
+            return _BlockProgress(self._renderer(position))
         if not self._answer_started:
             self._answer_started = True
-            if self.thinking is not None:
-                self.thinking.selected_index = None
-                self.thinking.titles = ("Thinking",)
+            if self._thinking:
+                self._document.fold()
         if block.kind.role == "text":
             return _BlockProgress(self._renderer(position, remote_images=self._remote_images))
         return _BlockProgress(None)
-
-    def _open_thinking(self) -> None:
-        """Show the thinking section, unfolded while thinking streams, above the answer."""
-        box = widgets.VBox(layout=self._layout)
-        self.thinking = widgets.Accordion(
-            children=(box,), titles=("Thinking…",), selected_index=0, layout=self._layout
-        )
-        self._thinking_segments = self._segments(box)
-        self.root.children = (self._css, self.thinking, self.body, self.footer)
 
     def _renderer(self, index: int, *, remote_images: bool = False) -> Renderer:
         worker = self._worker
@@ -433,8 +393,7 @@ class WidgetView:
             return None
 
     def _show(self, block: BlockProgress, progress: _BlockProgress) -> None:
-        segments = self._thinking_segments if block.kind.is_thinking else self._body_segments
-        assert segments is not None  # made with the first thinking block
+        document = self._document
         renderer = progress.renderer
         if renderer is not None:
             self._append(block, progress, renderer)
@@ -442,34 +401,61 @@ class WidgetView:
             update = self._update(progress, current=block.stopped or not self._painted)
             if update is None:
                 return
-            segments.freeze(update.frozen)
+            document.freeze(update.frozen)
             tail = update.tail
         elif block.kind.role == "redacted_thinking":
             tail = thinking_html("", redacted=True, open_=True)
         else:
             tail = block_html(block.to_dict(), remote_images=self._remote_images)
+        document.set_tail(tail)
         if block.stopped:
-            segments.freeze(tail)
-            segments.set_tail("")
+            document.seal()
             progress.done = True
-        else:
-            segments.set_tail(tail)
+            if block.kind.role == "thinking":
+                if not "".join(block.chunks).strip():  # as the static view says it
+                    document.freeze(_NO_SUMMARY)
+                document.close()
 
     def finish(self, reply: Reply) -> None:
-        """Replace the widget with the static view and close it."""
-        bundle = static_bundle(
+        """Replace the widget with the static view and close it.
+
+        A long reply's static view is several outputs (see
+        :func:`~nbclaude.static.static_parts`): the later ones are shown first, below the
+        widget, then the widget becomes the first. The page then changes in one step
+        where the reader is (the widget's end, when following it), and each output is a
+        short task for the browser.
+        """
+        self._unshown = static_parts(
             reply,
             self._rendered(),
             error=False,
             remote_images=self._remote_images,
             sent=self._sent,
+            part_size=PART_SIZE if self._handle is not None else sys.maxsize,
         )
-        self._replace(bundle)
+        self._show_parts()
         self._close()
 
+    def _show_parts(self) -> None:
+        """Show the static view's outputs not shown yet, the widget's own last."""
+        parts = self._unshown
+        while len(parts) > 1:
+            self._shown_parts.append(display(parts[1], raw=True, display_id=True))
+            del parts[1]
+        if parts:
+            self._replace(parts[0])
+            parts.clear()
+
     def abandon(self, reply: Reply) -> None:
-        """Replace the widget with the reply's plain text, and close it."""
-        self._replace(text_bundle(reply, error=False, sent=self._sent))
+        """Replace the widget with the reply's plain text, and close it.
+
+        Once the static view is rendered, showing it is as quick as showing the text: an
+        interrupt while its outputs go out shows the rest of them instead.
+        """
+        if self._unshown:
+            self._show_parts()
+        else:
+            self._replace(text_bundle(reply, error=False, sent=self._sent))
         self._close()
 
     def _replace(self, bundle: dict[str, str]) -> None:
@@ -521,8 +507,29 @@ class WidgetView:
             if isinstance(progress.renderer, RemoteRenderer):
                 progress.renderer.close()
         _close_tree(self.root)
-        for shared in (self._layout, self._html_style, self._segment_style):
-            shared.close()  # in case nothing used them
+
+
+_NO_SUMMARY = thinking_html("").split("</summary>", 1)[1].removesuffix("</details>")
+"""What a thinking section without a summary holds, as the static view shows it."""
+
+
+def _frame(sent: str = "") -> str:
+    """The live reply's element before anything arrives: what the prompt sent, and the
+    status line where the usage line will be."""
+    status = f'<div style="{look.USAGE}" class="nbclaude-usage">waiting</div>'
+    return f'<div class="nbclaude">{sent}{status}</div>'
+
+
+def _state(record: Progress) -> str:
+    """What the reply is doing, for the status line."""
+    if not record.blocks:
+        return "waiting"
+    kind = record.blocks[-1].kind
+    if kind.is_thinking:
+        return "thinking"
+    if kind.is_tool_call:
+        return "calling a tool"
+    return "writing" if kind.role == "text" else "working"
 
 
 def _close_tree(widget: widgets.Widget) -> None:

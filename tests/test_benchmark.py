@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from nbclaude.testing import REPLY_SHAPES
+
 from .conftest import ROOT
 
 BENCHMARK = ROOT / "benchmarks" / "bench_stream.py"
@@ -33,7 +35,11 @@ FIGURES = {
     "wall time ratio": rf"wall time ratio, median of the runs +{NUMBER} +\(target <= 1\.2\)",
     "its interval": rf"95% interval for that median +{NUMBER} to {NUMBER}",
     "where the difference lies": rf"{NUMBER} ms wall time, {NUMBER} ms kernel CPU",
-    "bytes ratio": rf"bytes sent / final HTML +{NUMBER} +\(target <= 2\)",
+    **{
+        f"bytes ratio, {shape}": rf"{shape}: {NUMBER} KB(?:.*\n)+? +bytes sent / final HTML +"
+        rf"{NUMBER} +\(target <= 1\.5\)"
+        for shape in REPLY_SHAPES
+    },
     "message rate": rf"widget messages per second +{NUMBER} +\(target <= 30\)",
 }
 

@@ -18,47 +18,37 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, Route, sync_playwright
+from playwright.sync_api import Browser, Locator, Page
 
-from nbclaude.testing import FakeServer, text_reply, tool_call_reply
+from nbclaude.testing import text_reply, tool_call_reply
 
-from .conftest import ROOT, TEST_KEY
+from .conftest import TEST_KEY
+from .jupyterlab import (
+    CHROMIUM,
+    SAMPLE_MS,
+    UI_TIMEOUT_MS,
+    Lab,
+    Watched,
+    chromium,
+    open_notebook,
+    run_cell,
+    run_to_the_last_cell,
+    running_lab,
+    screenshot_path,
+    unexpected_errors,
+    wait_for_kernel,
+    wait_for_prompt,
+    watched_page,
+    write_notebook,
+)
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-LAB_START_SECONDS = 90
 STREAM_SECONDS = 60  # the longest a cell may stream before the test gives up
-UI_TIMEOUT_MS = 60_000
-SAMPLE_MS = 50
-NOT_LOCAL = re.compile(r"^(?!https?://127\.0\.0\.1[:/])")
-"""Every URL the page may not load: anything but 127.0.0.1."""
-LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-"""Opens 127.0.0.1 URLs directly, whatever proxy the environment names."""
-# Waits between samples go through Playwright (page.wait_for_timeout), never time.sleep:
-# the sync API handles events, such as the routing of the page's requests, only inside
-# its own calls, so a sleeping test would hold up the page it is watching.
 
 pytestmark = [
     pytest.mark.browser,
@@ -152,29 +142,39 @@ CELL_STATE_JS = """
     live: null,
     static: null,
   };
-  const live = area.querySelector('.nbclaude.widget-vbox');
+  const live = area.querySelector('.nbclaude-live > .nbclaude');
   if (live) {
-    const accordion = live.querySelector(':scope > .jupyter-widget-Accordion');
-    const contents = accordion && accordion.querySelector('.jupyter-widget-Collapse-contents');
-    const body = live.querySelector(':scope > .widget-vbox');
+    const details = live.querySelector('details.nbclaude-thinking');
+    const summary = details && details.querySelector('summary');
+    // The answer: what the reply holds besides thinking, what was sent and the status line.
+    const answer = Array.from(live.children).filter((el) =>
+      !el.matches('details.nbclaude-thinking, .nbclaude-sent, .nbclaude-usage'));
+    const count = (selector) =>
+      answer.reduce((n, el) => n + el.matches(selector) + el.querySelectorAll(selector).length, 0);
+    const answerText = answer.map(text).join('');
     state.live = {
-      thinkingShown: shown(accordion),
-      thinkingOpen: shown(contents),
-      thinkingTitle: text(accordion && accordion.querySelector(
-        '.jupyter-widget-Collapse-header')).trim(),
-      thinkingChars: text(contents).length,
-      answerChars: text(body).length,
-      headings: body ? body.querySelectorAll('h2, h3').length : 0,
-      tables: body ? body.querySelectorAll('table').length : 0,
-      code: body ? body.querySelectorAll('pre').length : 0,
-      rawMarkdown: /(^|\\n)#{2,3} |\\|---/.test(text(body)),
+      thinkingShown: shown(details),
+      thinkingOpen: !!details && details.open,
+      thinkingTitle: text(summary).trim(),
+      thinkingChars: details ? text(details).length - text(summary).length : 0,
+      answerChars: answerText.length,
+      headings: count('h2, h3'),
+      tables: count('table'),
+      code: count('pre'),
+      rawMarkdown: /(^|\\n)#{2,3} |\\|---/.test(answerText),
+      status: text(live.querySelector(':scope > .nbclaude-usage')),
     };
   }
-  const html = area.querySelector('[data-mime-type="text/html"] .nbclaude');
+  // A long reply's static view is several outputs: read them as one.
+  const parts = Array.from(area.querySelectorAll('[data-mime-type="text/html"] .nbclaude'));
+  const html = parts.length ? parts[0].cloneNode(true) : null;
+  for (const part of parts.slice(1)) html.append(...part.cloneNode(true).childNodes);
   if (html) {
-    const details = html.querySelector('details.nbclaude-thinking');
-    const usage = html.querySelector('.nbclaude-usage');
+    const details = parts[0].querySelector('details.nbclaude-thinking');
+    const usages = parts[parts.length - 1].querySelectorAll('.nbclaude-usage');
+    const usage = usages[usages.length - 1];
     state.static = {
+      outputs: parts.length,
       thinking: !!details,
       thinkingOpen: !!details && details.open,
       thinkingTextShown: !!details && shown(details.querySelector(':scope > :not(summary)')),
@@ -201,240 +201,33 @@ ACTIVE_CONTENT_JS = """
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@dataclass
-class Lab:
-    """A running JupyterLab and the fake API its kernels talk to."""
-
-    url: str
-    """The server's base URL, ``http://127.0.0.1:PORT``."""
-    token: str
-    """The auth token."""
-    root: Path
-    """The server's root dir, where the test's notebooks live."""
-    api: FakeServer
-    """The fake Messages API in the kernels' environment."""
-
-    def notebook_url(self, name: str) -> str:
-        """The notebook's URL in a workspace of its own, so no other tab is restored."""
-        workspace = Path(name).stem
-        return f"{self.url}/lab/workspaces/{workspace}/tree/{name}?token={self.token}"
-
-
-def lab_settings(settings_dir: Path) -> None:
-    """User settings: the light theme, and no news or update checks (no network, no toasts)."""
-    files = {
-        "@jupyterlab/apputils-extension/themes.jupyterlab-settings": {
-            "theme": "JupyterLab Light",
-            "adaptive-theme": False,
-        },
-        "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-            "fetchNews": "false",
-            "checkForUpdates": False,
-        },
-    }
-    for name, values in files.items():
-        path = settings_dir / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(values), encoding="utf-8")
-
-
-def wait_for_lab(process: subprocess.Popen[bytes], url: str, token: str, log: Path) -> None:
-    deadline = time.monotonic() + LAB_START_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"JupyterLab exited with {process.returncode}:\n{tail}")
-        try:
-            with LOCAL.open(f"{url}/api/status?token={token}", timeout=2):
-                return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.25)
-    tail = log.read_text(errors="replace")[-3000:]
-    raise TimeoutError(f"JupyterLab did not start in {LAB_START_SECONDS}s:\n{tail}")
-
-
-def stop_lab(process: subprocess.Popen[bytes], url: str, token: str) -> None:
-    """Ask the server to shut down (it stops its kernels), then make sure it is gone."""
-    request = urllib.request.Request(f"{url}/api/shutdown?token={token}", method="POST")
-    try:
-        with LOCAL.open(request, timeout=10):
-            pass
-    except (urllib.error.URLError, OSError):
-        pass  # already gone, or not answering: terminate below
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """JupyterLab on a free port of 127.0.0.1, its kernels pointed at a fake API."""
-    root = tmp_path_factory.mktemp("lab-root")
-    home = tmp_path_factory.mktemp("lab-home")  # config, data, runtime: nothing in ~
-    lab_settings(home / "settings")
-    port, token = free_port(), secrets.token_hex(16)
-    url = f"http://127.0.0.1:{port}"
-    with FakeServer(max_response_seconds=120) as api:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-        env.update(
-            ANTHROPIC_BASE_URL=api.url,
-            ANTHROPIC_API_KEY=TEST_KEY,
-            JUPYTER_CONFIG_DIR=str(home / "config"),
-            JUPYTER_DATA_DIR=str(home / "data"),
-            JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-            JUPYTER_PLATFORM_DIRS="1",
-            NO_PROXY="127.0.0.1,localhost",  # the kernels' SDK calls the fake API directly
-            no_proxy="127.0.0.1,localhost",
-        )
-        command = [
-            sys.executable,
-            "-m",
-            "jupyterlab",
-            "--no-browser",
-            "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={port}",
-            "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={root}",
-            f"--LabApp.user_settings_dir={home / 'settings'}",
-            f"--LabApp.workspaces_dir={home / 'workspaces'}",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        ]
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            command.append("--ServerApp.allow_root=True")  # CI containers run as root
-        log = home / "lab.log"
-        with log.open("wb") as log_file:
-            process = subprocess.Popen(
-                command, cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT
-            )
-            try:
-                wait_for_lab(process, url, token, log)
-                yield Lab(url, token, root, api)
-            finally:
-                stop_lab(process, url, token)
+    with running_lab(
+        tmp_path_factory.mktemp("lab-root"), tmp_path_factory.mktemp("lab-home")
+    ) as lab:
+        yield lab
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():  # only when NBCLAUDE_REQUIRE_BROWSER is set (CI)
         pytest.fail(f"{CHROMIUM} is missing and NBCLAUDE_REQUIRE_BROWSER is set")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=UI_TIMEOUT_MS
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@dataclass
-class Watched:
-    """A page and what it did that the test must check."""
-
-    page: Page
-    errors: list[str] = field(default_factory=list)
-    """Console errors and uncaught exceptions."""
-    refused: list[str] = field(default_factory=list)
-    """Requests to anything but 127.0.0.1, which were refused."""
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture
 def watched(browser: Browser) -> Iterator[Watched]:
     """A fresh light-theme page that may reach 127.0.0.1 only; console errors recorded."""
-    context = browser.new_context(viewport={"width": 1280, "height": 960}, color_scheme="light")
-    context.set_default_timeout(UI_TIMEOUT_MS)
-    page = context.new_page()
-    record = Watched(page)
-
-    def refuse(route: Route) -> None:
-        record.refused.append(route.request.url)
-        route.abort()
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            record.errors.append(message.text)
-
-    # The pattern runs in the browser driver, so requests to 127.0.0.1 never wait for Python.
-    context.route(NOT_LOCAL, refuse)
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: record.errors.append(f"uncaught: {error}"))
-    try:
-        yield record
-    finally:
-        context.close()
-
-
-def write_notebook(lab: Lab, name: str, *sources: str) -> Path:
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(source) for source in sources]
-    notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3 (ipykernel)",
-        "language": "python",
-    }
-    path = lab.root / name
-    nbformat.write(notebook, path)
-    return path
-
-
-def open_notebook(page: Page, lab: Lab, name: str) -> Locator:
-    """Open a notebook, hide the file browser, and return its cells."""
-    page.goto(lab.notebook_url(name))
-    cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
-    cells.first.wait_for()
-    left_tab = page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
-    if left_tab.count():
-        left_tab.first.click()  # clicking the open tab folds the sidebar away
-    return cells
-
-
-def run_cell(cells: Locator, index: int) -> None:
-    """Select a cell in command mode and run it in place (Ctrl+Enter adds no cell below)."""
-    cell = cells.nth(index)
-    cell.locator(".jp-InputPrompt").click()
-    cell.page.keyboard.press("Control+Enter")
-
-
-def wait_for_kernel(page: Page) -> None:
-    """Wait until the notebook's kernel is connected and idle: a run before that is dropped.
-
-    The toolbar's execution indicator says idle before there is any kernel, so read the
-    status bar instead: it names the kernel and its state, ``Python 3 (ipykernel) | Idle``.
-    """
-    page.wait_for_function(
-        """() => {
-          const text = document.querySelector('.jp-StatusBar-Widget')?.textContent ?? '';
-          return text.includes('| Idle') && !text.includes('No Kernel');
-        }""",
-        timeout=UI_TIMEOUT_MS,
-    )
+    with watched_page(browser) as watched:
+        yield watched
 
 
 def cell_state(cells: Locator, index: int) -> dict[str, Any]:
     state: dict[str, Any] = cells.nth(index).evaluate(CELL_STATE_JS)
     return state
-
-
-def wait_for_prompt(cells: Locator, index: int, prompt: str) -> None:
-    deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
-    while cell_state(cells, index)["prompt"] != prompt:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"cell {index} never showed {prompt}")
-        cells.page.wait_for_timeout(SAMPLE_MS)
 
 
 def watch_stream(
@@ -486,38 +279,6 @@ def save(page: Page, path: Path, expect: str) -> dict[str, Any]:
 def saved_outputs(saved: dict[str, Any], index: int) -> list[dict[str, Any]]:
     outputs: list[dict[str, Any]] = saved["cells"][index]["outputs"]
     return outputs
-
-
-def unexpected_errors(watched: Watched) -> list[str]:
-    """Console errors, except the failed loads of requests the test itself refused.
-
-    JupyterLab logs no error of its own here, so any error left is one to look at.
-    """
-    refused = "Failed to load resource: net::ERR_FAILED"
-    return [error for error in watched.errors if not (watched.refused and error == refused)]
-
-
-def run_to_the_last_cell(page: Page, lab: Lab, name: str) -> Locator:
-    """Open a notebook, run each cell but the last to its end, then start the last."""
-    cells = open_notebook(page, lab, name)
-    wait_for_kernel(page)
-    last = cells.count() - 1
-    for index in range(last):
-        run_cell(cells, index)
-        wait_for_prompt(cells, index, f"[{index + 1}]:")
-    run_cell(cells, last)
-    return cells
-
-
-def screenshot_path(name: str) -> Path | None:
-    """Where to save a screenshot, if ``NBCLAUDE_SCREENSHOTS`` asks for them."""
-    folder = os.environ.get("NBCLAUDE_SCREENSHOTS")
-    if not folder:
-        return None
-    path = Path(folder)
-    path = path if path.is_absolute() else ROOT / path
-    path.mkdir(parents=True, exist_ok=True)
-    return path / name
 
 
 def test_reply_streams_folds_thinking_and_survives_save_and_reload(
@@ -788,3 +549,273 @@ def test_rows_show_a_bar_then_each_answer_opens_from_its_row(lab: Lab, watched: 
     assert rows.nth(1).locator("h2").is_visible()
     assert "Rating" in rows.nth(1).locator("h2").inner_text()
     assert unexpected_errors(watched) == []
+
+
+# --------------------------------------------------------------------------------------
+# How a reply looks, and what the page does when it ends
+# --------------------------------------------------------------------------------------
+
+MARKER = "MARKER paragraph: the reader's place, near the end of the reply."
+
+LOOK_ANSWER = ANSWER.replace("### When to use which", f"{MARKER}\n\n### When to use which")
+
+# Samples the output area on every frame: which view shows, where the marker paragraph is
+# (from the top of the output area), how tall it is, and what fonts and places things have.
+LOOK_SAMPLER_JS = """
+(cell) => {
+  window.__look = [];
+  window.__lookStop = false;
+  const area = cell.querySelector('.jp-OutputArea');
+  const sample = () => {
+    const live = area.querySelector('.nbclaude-live > .nbclaude');
+    const part = area.querySelector('[data-mime-type="text/html"] .nbclaude');
+    const root = live || part;
+    if (root) {
+      const top = area.getBoundingClientRect().top;
+      const marker = Array.from(area.querySelectorAll('p'))
+        .find((p) => p.textContent.startsWith('MARKER'));
+      const paragraph = root.querySelector(':scope > p');
+      const heading = root.querySelector(':scope > h2');
+      const table = root.querySelector('table');
+      const summary = root.querySelector('details.nbclaude-thinking > summary');
+      const style = (el, name) => (el ? getComputedStyle(el)[name] : null);
+      window.__look.push({
+        view: live ? 'live' : 'static',
+        marker: marker ? marker.getBoundingClientRect().top - top : null,
+        height: area.getBoundingClientRect().height,
+        paragraphFont: style(paragraph, 'fontSize'),
+        paragraphLine: style(paragraph, 'lineHeight'),
+        headingFont: style(heading, 'fontSize'),
+        tableLeft: table
+          ? table.getBoundingClientRect().left - root.getBoundingClientRect().left : null,
+        summaryFont: style(summary, 'fontSize'),
+        summaryStyle: style(summary, 'fontStyle'),
+        summaryHeight: summary ? summary.getBoundingClientRect().height : null,
+        status: live ? live.querySelector(':scope > .nbclaude-usage').textContent : null,
+        end: root.textContent.slice(-120),
+      });
+    }
+    if (!window.__lookStop) requestAnimationFrame(sample);
+  };
+  requestAnimationFrame(sample);
+}
+"""
+
+
+def test_nothing_moves_when_the_live_view_becomes_static(lab: Lab, watched: Watched) -> None:
+    name = "one-look.ipynb"
+    write_notebook(lab, name, "%load_ext nbclaude", "%%claude -t 1024\nLists or tuples?")
+    lab.api.enqueue(
+        text_reply(
+            LOOK_ANSWER, thinking=THINKING, thinking_chunk_size=24, chunk_size=12, delay=0.02
+        )
+    )
+    page = watched.page
+    cells = open_notebook(page, lab, name)
+    wait_for_kernel(page)
+    run_cell(cells, 0)
+    wait_for_prompt(cells, 0, "[1]:")
+    cells.nth(1).evaluate(LOOK_SAMPLER_JS)
+    run_cell(cells, 1)
+    watch_stream(cells, 1)
+    page.wait_for_timeout(500)  # frames of the static view
+    page.evaluate("() => { window.__lookStop = true; }")
+    samples: list[dict[str, Any]] = page.evaluate("() => window.__look")
+
+    live = [s for s in samples if s["view"] == "live"]
+    static = [s for s in samples if s["view"] == "static"]
+    assert live, "the live view was never seen"
+    assert static, "the static view was never seen"
+    marked = [s for s in live if s["marker"] is not None]
+    assert marked, [s["end"] for s in live[-3:]]
+    before = marked[-1]
+    after = static[-1]
+    moved = abs(after["marker"] - before["marker"])
+    assert moved <= 0.02 * after["height"], (before, after)
+    for key in ("paragraphFont", "paragraphLine", "headingFont", "tableLeft", "summaryFont"):
+        assert before[key] == after[key], (key, before[key], after[key])
+    assert before["summaryStyle"] == after["summaryStyle"] == "italic"
+    assert abs(before["summaryHeight"] - after["summaryHeight"]) < 1
+
+    # The status line said what was happening, with the time and the tokens so far.
+    statuses = [s["status"] for s in live]
+    assert re.fullmatch(r"waiting · \d+\.\d s", statuses[0]), statuses[0]
+    assert any(re.fullmatch(r"thinking · \d+\.\d s · ~\d+ tokens", s) for s in statuses)
+    writing = [s for s in statuses if s.startswith("writing")]
+    assert writing, statuses[-5:]
+    assert all(re.fullmatch(r"writing · \d+\.\d s · ~[\d,]+ tokens", s) for s in writing)
+    assert all(ord(char) < 0x2000 for status in statuses for char in status)  # no emoji
+    print(f"\nmarker moved {moved:.1f} px of {after['height']:.0f} px at the swap")
+    assert unexpected_errors(watched) == []
+
+
+# Long tasks (over 50 ms) on the main thread, and when the live view last changed and the
+# static view first showed.
+LONG_TASKS_JS = """
+(cell) => {
+  window.__tasks = [];
+  window.__times = {lastLive: null, firstStatic: null, lastStatic: null, outputs: 0};
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      window.__tasks.push({start: entry.startTime, duration: entry.duration});
+    }
+  }).observe({type: 'longtask'});
+  const area = cell.querySelector('.jp-OutputArea');
+  new MutationObserver(() => {
+    const now = performance.now();
+    const times = window.__times;
+    if (area.querySelector('.nbclaude-live')) times.lastLive = now;
+    const parts = area.querySelectorAll('[data-mime-type="text/html"] .nbclaude').length;
+    if (parts) {
+      if (times.firstStatic === null) times.firstStatic = now;
+      if (parts !== times.outputs) times.lastStatic = now;
+      times.outputs = parts;
+    }
+  }).observe(area, {childList: true, subtree: true, characterData: true});
+}
+"""
+
+
+def swap_figures(page: Page, cells: Locator, index: int) -> dict[str, Any]:
+    """Run a cell whose reply is long, and measure the main thread around its end.
+
+    Returns:
+        ``longest``: the longest task (ms) from the live view's last change to 3 s later;
+        ``tasks``: those tasks' durations; ``outputs``: the static view's outputs; and
+        ``swap``: ms from the live view's last change to the static view's last output.
+    """
+    cells.nth(index).evaluate(LONG_TASKS_JS)
+    run_cell(cells, index)
+    deadline = time.monotonic() + STREAM_SECONDS
+    while time.monotonic() < deadline:
+        times = page.evaluate("() => window.__times")
+        if (
+            times["lastStatic"] is not None
+            and cells.nth(index).locator(".nbclaude-live").count() == 0
+        ):
+            break
+        page.wait_for_timeout(200)
+    else:
+        raise TimeoutError("the static view never replaced the live one")
+    page.wait_for_timeout(3500)
+    times = page.evaluate("() => window.__times")
+    tasks = page.evaluate("() => window.__tasks")
+    end = times["lastLive"]
+    after = [
+        t["duration"]
+        for t in tasks
+        if end <= t["start"] + t["duration"] and t["start"] <= end + 3000
+    ]
+    return {
+        "longest": max(after, default=0.0),
+        "tasks": [round(d) for d in after],
+        "outputs": times["outputs"],
+        "swap": times["lastStatic"] - end,
+    }
+
+
+FENCES = f"""\
+Five blocks of code in a row:
+
+```python
+print("one")
+```
+
+```bash
+echo two
+```
+
+```json
+{{"three": 3}}
+```
+
+```
+four, in no language
+```
+
+```python
+very_long_line = ["a_name_that_goes_on_and_on_without_a_break"] * 40  # {"and a comment " * 12}
+```
+
+A paragraph after the code.
+"""
+
+CODE_LOOK_JS = """
+(cell) => {
+  const parts = Array.from(cell.querySelectorAll(
+    '.jp-OutputArea [data-mime-type="text/html"] .nbclaude, ' +
+    '.jp-OutputArea .nbclaude-live > .nbclaude'));
+  const root = parts[0];
+  const pres = Array.from(root.querySelectorAll('pre'));
+  const panels = pres.map((pre) => pre.parentElement);
+  const colour = (el) => getComputedStyle(el).backgroundColor;
+  let page = cell;
+  const clear = ['rgba(0, 0, 0, 0)', 'transparent'];
+  while (page && clear.includes(colour(page))) page = page.parentElement;
+  const gaps = panels.slice(1).map((panel, i) =>
+    panel.getBoundingClientRect().top - panels[i].getBoundingClientRect().bottom);
+  const after = root.querySelector(':scope > p:last-of-type');
+  const last = panels[panels.length - 1];
+  const longPre = pres[pres.length - 1];
+  return {
+    page: colour(page),
+    panels: panels.map(colour),
+    labels: panels.map((panel) => panel.firstElementChild === panel.querySelector('pre')
+      ? '' : panel.firstElementChild.textContent),
+    gaps,
+    gapAfter: after.getBoundingClientRect().top - last.getBoundingClientRect().bottom,
+    // The long line takes as many lines as a short one: it scrolls instead of wrapping.
+    longLines: Math.round(longPre.querySelector('code').getBoundingClientRect().height /
+      parseFloat(getComputedStyle(longPre).lineHeight)),
+    shortLines: Math.round(pres[pres.length - 5].querySelector('code').getBoundingClientRect()
+      .height / parseFloat(getComputedStyle(longPre).lineHeight)),
+    whiteSpace: getComputedStyle(longPre).whiteSpace,
+  };
+}
+"""
+
+
+def channels(colour: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in re.findall(r"[\d.]+", colour)[:3])
+
+
+@pytest.mark.parametrize("theme", ["JupyterLab Light", "JupyterLab Dark"])
+def test_code_blocks_are_panels_with_their_language(lab: Lab, browser: Browser, theme: str) -> None:
+    dark = theme.endswith("Dark")
+    lab.use_theme(theme)
+    name = f"code-{'dark' if dark else 'light'}.ipynb"
+    write_notebook(lab, name, "%load_ext nbclaude", "%%claude -t 1024\nShow me code.")
+    lab.api.enqueue(
+        text_reply(
+            FENCES if not dark else LOOK_ANSWER + "\n" + FENCES,
+            thinking=THINKING,
+            thinking_chunk_size=24,
+            chunk_size=12,
+            delay=0.02,
+        )
+    )
+    try:
+        with watched_page(browser, "dark" if dark else "light") as watched:
+            page = watched.page
+            cells = open_notebook(page, lab, name)
+            wait_for_kernel(page)
+            run_cell(cells, 0)
+            wait_for_prompt(cells, 0, "[1]:")
+            run_cell(cells, 1)
+            streaming = screenshot_path("streaming-dark.png") if dark else None
+            watch_stream(cells, 1, streaming)
+            look = cells.nth(1).evaluate(CODE_LOOK_JS)
+            if dark and (final_png := screenshot_path("final-dark.png")) is not None:
+                page.screenshot(path=str(final_png))
+            assert unexpected_errors(watched) == []
+    finally:
+        lab.use_theme("JupyterLab Light")
+    page_colour = channels(look["page"])
+    for panel in look["panels"]:
+        # A panel of its own: clearly lighter or darker than the page.
+        assert max(abs(a - b) for a, b in zip(channels(panel), page_colour, strict=True)) >= 8, look
+    assert look["labels"][-5:] == ["python", "bash", "json", "", "python"], look
+    assert min(look["gaps"]) >= 8, look
+    assert look["gapAfter"] >= 8, look
+    assert look["whiteSpace"] == "pre"
+    assert look["longLines"] == look["shortLines"], "a long line of code wraps"

@@ -311,6 +311,32 @@ def test_replies_stream_at_a_reading_pace() -> None:
     assert all(len(joined([steps[i].data["delta"]], "text")) <= demo.TEXT_CHUNK for i in deltas)
 
 
+@pytest.mark.parametrize("canned", demo.REPLIES, ids=lambda canned: canned.name)
+def test_thinking_streams_long_enough_to_watch_before_the_answer(canned: demo.Canned) -> None:
+    # Thinking shows unfolded until the answer starts: at the answer's pace it would fold
+    # away within a fraction of a second, however long or short it is.
+    request = body("", thinking={"type": "adaptive"})
+    request["messages"] = [{"role": "user", "content": canned.name}]
+    script = demo.canned_reply(request, delay=0.015)
+    waits: dict[str, list[float]] = {}
+    kind, waited = "", 0.0
+    for step in script.steps:
+        if isinstance(step, Pause):
+            waited += step.seconds
+            continue
+        if isinstance(step, SSEEvent) and step.name == "content_block_start":
+            kind = step.data["content_block"]["type"]
+        elif isinstance(step, SSEEvent) and step.name == "content_block_delta":
+            waits.setdefault(kind, []).append(waited)
+        waited = 0.0
+    assert demo.choose(request) is canned
+    assert 1.5 <= demo.THINKING_SECONDS <= 2.5
+    assert sum(waits["thinking"]) == pytest.approx(demo.THINKING_SECONDS)
+    assert len(waits["thinking"]) >= 10  # it streams in small steps, not a few jumps
+    assert max(waits["thinking"]) <= 0.25
+    assert set(waits["text"]) == {0.015}  # the answer keeps its own pace
+
+
 def test_prompts_in_content_blocks_and_later_turns_are_read() -> None:
     request = body("")
     request["messages"] = [

@@ -49,7 +49,7 @@ def test_stop_button_closes_the_stream_and_keeps_the_partial_reply(
     api_env.enqueue(text_reply(long, chunk_size=20, delay=0.01))
     # Press stop once the reply is on screen.
     content, messages, interrupted = run_cell_interrupted(
-        manager, client, "%%claude\nwrite a lot", shows("Sentence number")
+        manager, client, "%%claude\nwrite a lot", shows("Sentence number 2 ")
     )
     assert interrupted
     assert content["status"] == "error"

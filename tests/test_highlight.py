@@ -8,6 +8,7 @@ quotes and brackets: what an open fence streams).
 
 from __future__ import annotations
 
+import html
 import inspect
 import random
 import re
@@ -21,7 +22,7 @@ from pygments.lexers import get_lexer_by_name
 from pygments.token import Comment, Keyword, Name, Number, Punctuation, String, Text
 
 import nbclaude.highlight
-from nbclaude.highlight import HIGHLIGHT_CSS, CombinedRegexLexer, highlight, lexer_for
+from nbclaude.highlight import TOKEN_STYLES, CombinedRegexLexer, highlight, lexer_for
 from nbclaude.markdown import render
 
 SAMPLES = {
@@ -195,7 +196,7 @@ def splices(sample: str, count: int, seed: int) -> list[str]:
 
 def test_public_names() -> None:
     assert nbclaude.highlight.__all__ == [
-        "HIGHLIGHT_CSS",
+        "TOKEN_STYLES",
         "CombinedRegexLexer",
         "highlight",
         "lexer_for",
@@ -307,13 +308,25 @@ def test_states_whose_rules_cannot_be_joined_still_lex_as_pygments_does(text: st
         )
 
 
-def test_highlight_is_pygments_html() -> None:
+def test_highlight_is_pygments_html_coloured_inline() -> None:
     from pygments import highlight as pygments_highlight
     from pygments.formatters import HtmlFormatter
 
     sample = SAMPLES["python"]
-    assert highlight(sample, "python", "") == pygments_highlight(
-        sample, pygments_lexer("python"), HtmlFormatter(nowrap=True)
+    pygments = pygments_highlight(sample, pygments_lexer("python"), HtmlFormatter(nowrap=True))
+    ours = highlight(sample, "python", "")
+    # The same text, with the same tokens coloured: only the markup around them differs.
+    assert html.unescape(re.sub(r"<[^>]+>", "", ours)) == html.unescape(
+        re.sub(r"<[^>]+>", "", pygments)
+    )
+    keywords = [
+        text
+        for name, text in re.findall(r'<span class="([^"]+)">([^<]*)</span>', pygments)
+        if TOKEN_STYLES.get(name) == TOKEN_STYLES["k"]
+    ]
+    assert keywords
+    assert re.findall(rf'<span style="{re.escape(TOKEN_STYLES["k"])}">([^<]*)</span>', ours) == (
+        keywords
     )
 
 
@@ -322,20 +335,19 @@ def test_highlight_is_pygments_html() -> None:
 # --------------------------------------------------------------------------------------
 
 
-def test_highlight_css_covers_the_classes_it_meets() -> None:
+def test_every_coloured_token_is_styled_inline_and_plain_ones_bare() -> None:
     page = render("```python\n@cache\nclass A(B):\n    x: int = 0x1F  # c\n    s = f'{x}'\n```")
-    classes = set(re.findall(r'<span class="([^"]+)">', page))
-    styled = set(re.findall(r"\.nbclaude pre \.([\w-]+)", HIGHLIGHT_CSS))
-    assert {"k", "nc", "nd", "mh", "c1", "sa", "s1"} <= classes
-    assert classes - styled <= {"w", "n", "p"}  # plain text colour
+    assert "<span class=" not in page  # no class needs a stylesheet
+    styles = set(re.findall(r'<span style="([^"]+)">', page))
+    assert {TOKEN_STYLES[c] for c in ("k", "nc", "nd", "mh", "c1", "s1")} <= styles
+    assert "font-style: italic" in TOKEN_STYLES["c1"]
 
 
-def test_highlight_css_reads_in_light_and_dark_themes() -> None:
-    assert "@media (prefers-color-scheme: dark)" in HIGHLIGHT_CSS
-    assert '[data-jp-theme-light="false"] .nbclaude' in HIGHLIGHT_CSS
-    assert '[data-jp-theme-light="true"] .nbclaude' in HIGHLIGHT_CSS
-    assert "var(--jp-mirror-editor-keyword-color, var(--nbclaude-code-keyword))" in HIGHLIGHT_CSS
-    rules = re.findall(r"([^{}]+)\{[^{}]*\}", HIGHLIGHT_CSS.replace("@media", "\n@media"))
-    for selectors in rules:
-        for selector in selectors.split(","):
-            assert ".nbclaude" in selector, selector
+def test_colours_follow_the_jupyterlab_theme_with_fallbacks() -> None:
+    for style in TOKEN_STYLES.values():
+        colour = re.search(r"color: ([^;]+)", style)
+        if colour is not None:
+            assert re.fullmatch(
+                r"var\(--jp-mirror-editor-[\w-]+-color, #[0-9a-f]{6}\)|#[0-9a-f]{6}", colour[1]
+            ), colour[1]
+    assert "var(--jp-mirror-editor-keyword-color, " in TOKEN_STYLES["k"]

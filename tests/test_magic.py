@@ -242,7 +242,7 @@ def test_a_finished_cell_leaves_no_widget_models_open(
     api_env.enqueue(text_reply(TABLE_ANSWER, thinking="Compare.", chunk_size=5))
     result, _ = run(ip, "%%claude -t 1024 --max-tokens 4096\nlist vs tuple")
     assert result.success, result.error_in_exec
-    assert len(opened) > 5
+    assert len(opened) >= 2  # the live reply, and its layout
     assert [c for c in opened if not c._closed] == []
 
 
@@ -352,13 +352,47 @@ def test_help_is_plain_text(ip: InteractiveShell) -> None:
     result, captured = run(ip, "%claude help")
     assert result.success, result.error_in_exec
     lines = captured.stdout.splitlines()
-    assert (
-        lines[0]
-        == "Commands: %claude COMMAND [ARGS]. To send a prompt, start a cell with %%claude."
-    )
+    assert lines[0].startswith("nbclaude: a cell that starts with %%claude [FLAGS] sends")
     assert "`" not in captured.stdout
-    for command in ("help", "history", "reset", "usage", "models", "demo"):
-        assert any(line.startswith(command + " ") for line in lines), command
+    commands = lines.index("Commands: %claude COMMAND, on a line of its own.")
+    for command in ("help", "history", "reset", "usage", "models", "demo", "cache", "batch"):
+        assert any(line.startswith(f"  {command} ") for line in lines[commands:]), command
+
+
+def test_help_lists_every_flag_and_setting_in_columns_that_fit(ip: InteractiveShell) -> None:
+    _, captured = run(ip, "%claude help")
+    lines = captured.stdout.splitlines()
+    # Fits a terminal or a notebook output without wrapping, in characters any font has.
+    assert max(len(line) for line in lines) <= 100
+    assert captured.stdout.isascii()
+    # Every flag of the %%claude line and every setting has a row...
+    terms = [line[2:] for line in lines if re.match(r"  \S", line)]
+    for action in ClaudeMagics.claude.parser._actions:
+        flags = ", ".join(action.option_strings)
+        assert any(re.match(rf"{re.escape(flags)}(\s|$)", term) for term in terms), flags
+    for name in ClaudeMagics.class_own_traits(config=True):
+        assert any(term.startswith(f"{name} = ") for term in terms), name
+    assert "  model = 'claude-sonnet-4-6'  Model id used when a cell gives no --model." in lines
+    # ...and every description, wrapped or not, starts in the same column.
+    rows = [re.match(r"  \S.*?  +(?=\S)", line) for line in lines]
+    starts = {row.end() for row in rows if row is not None}
+    starts |= {len(line) - len(line.lstrip()) for line in lines if line.startswith("   ")}
+    assert len(starts) == 1, starts
+
+
+def test_help_shows_settings_as_they_are_now_however_long(ip: InteractiveShell) -> None:
+    run(ip, "%config ClaudeMagics.model = 'claude-haiku-4-5-20251001'")
+    run(ip, f"%config ClaudeMagics.system = {'Answer briefly. ' * 20!r}")
+    _, captured = run(ip, "%claude help")
+    lines = captured.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    # A row too wide for the first column has its description start on the next line.
+    row = lines.index("  model = 'claude-haiku-4-5-20251001'")
+    assert lines[row + 1].strip() == "Model id used when a cell gives no --model."
+    # A long value is cut short.
+    (system,) = [line for line in lines if line.startswith("  system = 'Answer briefly.")]
+    assert system.endswith("...")
+    assert len(system) < 60
 
 
 def test_unloading_stops_the_render_worker(ip: InteractiveShell) -> None:

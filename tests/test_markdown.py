@@ -20,6 +20,8 @@ import pytest
 from markdown_it.utils import read_fixture_file
 
 import nbclaude.markdown
+from nbclaude import look
+from nbclaude.highlight import TOKEN_STYLES
 from nbclaude.markdown import IncrementalRenderer, make_parser, render
 
 FIXTURES = Path(__file__).parent / "fixtures" / "markdown"
@@ -77,8 +79,8 @@ def test_make_parser_builds_the_parser_render_uses() -> None:
 
 SAFE_TAGS = {
     "a", "blockquote", "br", "code", "div", "em", "h1", "h2", "h3", "h4", "h5", "h6",
-    "hr", "li", "ol", "p", "pre", "s", "span", "strong", "table", "tbody", "td", "th",
-    "thead", "tr", "ul",
+    "hr", "input", "li", "ol", "p", "pre", "s", "section", "span", "strong", "sup",
+    "table", "tbody", "td", "th", "thead", "tr", "ul",
 }  # fmt: skip
 SAFE_SCHEMES = {"", "http", "https", "mailto"}
 
@@ -100,6 +102,9 @@ def assert_inert(page: str, *, images: bool = False) -> None:
     collector.close()
     for tag, attrs in collector.tags:
         assert tag in SAFE_TAGS | ({"img"} if images else set()), page
+        if tag == "input":  # a task list's checkbox, which nothing can tick
+            assert ("type", "checkbox") in attrs, page
+            assert ("disabled", "disabled") in attrs, page
         for name, value in attrs:
             assert not name.startswith("on"), page
             if name in {"href", "src"}:
@@ -145,6 +150,16 @@ OWN_ATTACKS = [
     "\\(<img src=x onerror=alert(1)>\\)",
     "| a |\n|---|\n| <script>alert(1)</script> |",
     "[x](vscode://command/workbench.action.terminal.new)",
+    # Bare URLs: only the schemes of the allowlist become links.
+    "javascript:alert(1)",
+    "javascript://www.example.com/%0Aalert(1)",
+    "JAVASCRIPT://example.com/%0aalert(1) vbscript://x.org data://x.org file:///etc/passwd",
+    'www.example.com/"onmouseover="alert(1) https://example.com/"><script>',
+    "a@b.example?subject=%22%3E%3Cscript%3E and mailto:a@b.example",
+    # Task lists and footnotes: their markup is the plugin's, their text is escaped.
+    "- [ ] <img src=x onerror=alert(1)>\n- [x] [x](javascript:alert(1))",
+    "a[^1]\n\n[^1]: [x](javascript:alert(1)) <script>alert(1)</script>",
+    '[^"><script>]\n\n[^"><script>]: <b onclick=alert(1)>',
 ]
 
 
@@ -208,6 +223,174 @@ def test_remote_images_when_allowed() -> None:
     assert render("![a](https://img.example/a.png)", remote_images=True) == (
         '<p><img src="https://img.example/a.png" alt="a"></p>\n'
     )
+
+
+# --------------------------------------------------------------------------------------
+# Task lists
+# --------------------------------------------------------------------------------------
+
+_CHECKBOX = '<input class="task-list-item-checkbox" {}disabled="disabled" type="checkbox">'
+_UNCHECKED, _CHECKED = _CHECKBOX.format(""), _CHECKBOX.format('checked="checked" ')
+
+
+def test_task_lists_are_checkboxes_nobody_can_tick() -> None:
+    assert render("- [ ] todo\n- [x] done\n- [X] also\n- not a task\n") == (
+        '<ul class="contains-task-list">\n'
+        f'<li class="task-list-item">{_UNCHECKED} todo</li>\n'
+        f'<li class="task-list-item">{_CHECKED} done</li>\n'
+        f'<li class="task-list-item">{_CHECKED} also</li>\n'
+        "<li>not a task</li>\n"
+        "</ul>\n"
+    )
+    assert render("1. [x] *done*") == (
+        '<ol class="contains-task-list">\n'
+        f'<li class="task-list-item">{_CHECKED} <em>done</em></li>\n'
+        "</ol>\n"
+    )
+
+
+@pytest.mark.parametrize("markdown", ["[ ] not in a list", "- [] no space", "- [ ]", "- [y] no"])
+def test_brackets_that_are_not_tasks(markdown: str) -> None:
+    assert "<input" not in render(markdown)
+
+
+def test_checkboxes_are_not_clickable() -> None:
+    page = render("- [ ] a\n  - [x] nested\n\n> - [ ] quoted\n")
+    assert page.count("<input") == page.count('disabled="disabled"') == 3
+    assert "<label" not in page
+    assert "enabled" not in page
+
+
+# --------------------------------------------------------------------------------------
+# Bare URLs
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "href"),
+    [
+        ("www.example.com", "http://www.example.com"),
+        ("WWW.Example.com/a?b=c", "http://WWW.Example.com/a?b=c"),
+        ("https://example.com/a_b", "https://example.com/a_b"),
+        ("https://example.com/a_b_c_", "https://example.com/a_b_c_"),
+        ("http://localhost:8888/lab", "http://localhost:8888/lab"),
+        ("someone@example.com", "mailto:someone@example.com"),
+        ("mailto:someone@example.com", "mailto:someone@example.com"),
+    ],
+)
+def test_bare_urls_are_links(url: str, href: str) -> None:
+    assert render(f"See {url} now") == (
+        f'<p>See <a href="{html.escape(href)}" rel="noopener noreferrer" target="_blank">'
+        f"{html.escape(url)}</a> now</p>\n"
+    )
+
+
+def test_bare_urls_keep_the_markdown_around_them() -> None:
+    link = '<a href="{0}" rel="noopener noreferrer" target="_blank">{0}</a>'
+    assert render("*https://example.com/x* (https://example.com/y).") == (
+        f"<p><em>{link.format('https://example.com/x')}</em>"
+        f" ({link.format('https://example.com/y')}).</p>\n"
+    )
+    assert render("`https://example.com` and [a](https://a.example)") == (
+        "<p><code>https://example.com</code> and"
+        ' <a href="https://a.example" rel="noopener noreferrer" target="_blank">a</a></p>\n'
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "setup.py",
+        "README.md",
+        "src/main.rs",
+        "example.com",
+        "notes.txt and v1.2.3",
+        "javascript:alert(1)",
+        "ftp://example.com/file",
+        "file:///etc/passwd",
+        "http\\://example.com/",
+    ],
+)
+def test_text_that_is_not_a_bare_link(text: str) -> None:
+    assert "<a" not in render(text)
+
+
+def test_unsafe_schemes_never_become_links() -> None:
+    page = render("javascript://www.example.com/%0Aalert(1) and JavaScript:alert(1)")
+    assert_inert(page)
+    assert 'href="javascript' not in page.lower()
+
+
+# --------------------------------------------------------------------------------------
+# Footnotes
+# --------------------------------------------------------------------------------------
+
+FOOTNOTES = (
+    "Claim[^1] and another[^note].\n\n[^1]: First.\n[^note]: Second, see https://example.com.\n"
+)
+
+
+def test_footnotes() -> None:
+    assert render(FOOTNOTES) == (
+        '<p>Claim<sup class="footnote-ref"><a href="#fn-d718c98c-1" id="fnref-d718c98c-1">'
+        '[1]</a></sup> and another<sup class="footnote-ref">'
+        '<a href="#fn-d718c98c-2" id="fnref-d718c98c-2">[2]</a></sup>.</p>\n'
+        '<hr class="footnotes-sep">\n'
+        '<section class="footnotes">\n'
+        '<ol class="footnotes-list">\n'
+        '<li id="fn-d718c98c-1" class="footnote-item"><p>First.'
+        ' <a href="#fnref-d718c98c-1" class="footnote-backref">\N{LEFTWARDS ARROW WITH HOOK}</a>'
+        "</p>\n</li>\n"
+        '<li id="fn-d718c98c-2" class="footnote-item"><p>Second, see'
+        ' <a href="https://example.com" rel="noopener noreferrer" target="_blank">'
+        "https://example.com</a>."
+        ' <a href="#fnref-d718c98c-2" class="footnote-backref">\N{LEFTWARDS ARROW WITH HOOK}</a>'
+        "</p>\n</li>\n"
+        "</ol>\n"
+        "</section>\n"
+    )
+
+
+def test_footnotes_are_numbered_in_order_of_first_reference() -> None:
+    page = render("a[^z] b[^y] c[^z]\n\n[^y]: Y\n[^z]: Z\n[^x]: never used\n")
+    ids = [re.sub("-[0-9a-f]{8}-", "-", id_) for id_ in re.findall(r'id="(fn[^"]*)"', page)]
+    assert ids == ["fnref-1", "fnref-2", "fnref-1:1", "fn-1", "fn-2"]
+    assert re.findall(r"<p>(\w) <a", page) == ["Z", "Y"]
+    assert "never used" not in page
+
+
+def test_footnote_links_jump_within_the_page() -> None:
+    page = render(FOOTNOTES)
+    anchors = re.findall(r'<a href="#[^"]*"[^>]*>', page)
+    assert len(anchors) == 4
+    assert not any("target" in anchor or "rel=" in anchor for anchor in anchors)
+
+
+def test_the_back_link_is_plain_text() -> None:
+    page = render(FOOTNOTES)
+    assert page.count(">\N{LEFTWARDS ARROW WITH HOOK}</a>") == 2
+    assert "\N{VARIATION SELECTOR-15}" not in page
+
+
+def test_footnote_ids_differ_between_replies_and_not_between_renderings() -> None:
+    other = FOOTNOTES.replace("Claim", "Another claim")
+    ids = re.findall(r'id="([^"]+)"', render(FOOTNOTES))
+    assert ids == re.findall(r'id="([^"]+)"', render(FOOTNOTES))
+    assert ids == re.findall(r'id="([^"]+)"', make_parser().render(FOOTNOTES))
+    assert set(ids).isdisjoint(re.findall(r'id="([^"]+)"', render(other)))
+    # The id names the text before the first definition: the notes may change without it.
+    assert ids == re.findall(r'id="([^"]+)"', render(FOOTNOTES.replace("First", "1st")))
+
+
+@pytest.mark.parametrize(
+    "markdown",
+    ["Undefined[^nope].", "Inline ^[footnotes] are off: ^[a-z]+", "[^ spaced]\n\n[^ spaced]: x"],
+)
+def test_what_is_not_a_footnote_stays_text(markdown: str) -> None:
+    page = render(markdown)
+    assert "<sup" not in page
+    assert "<section" not in page
+    assert "^" in page
 
 
 # --------------------------------------------------------------------------------------
@@ -286,11 +469,20 @@ def _code_of(page: str) -> str:
 def test_python_fence_is_highlighted() -> None:
     code = "\n\ndef f(x):\n    return x + 1  # one more\n\n"
     page = render(f"```python\n{code}```")
-    assert page.startswith('<pre><code class="language-python">')
-    assert '<span class="k">def</span>' in page
-    assert '<span class="nf">f</span>' in page
-    assert '<span class="c1"># one more</span>' in page
+    assert '<code class="language-python" style="' in page
+    assert f'<span style="{TOKEN_STYLES["k"]}">def</span>' in page
+    assert f'<span style="{TOKEN_STYLES["nf"]}">f</span>' in page
+    assert f'<span style="{TOKEN_STYLES["c1"]}"># one more</span>' in page
     assert _code_of(page) == code  # no line dropped, none added
+
+
+def test_a_fence_is_a_panel_labelled_with_its_language() -> None:
+    page = render("```python\nx = 1\n```\n\n```\nplain\n```")
+    first, second = page.split("</div>\n")[:2]
+    assert first.startswith(f'<div style="{look.CODE_PANEL}">')
+    assert f'<div style="{look.CODE_LABEL}">python</div><pre style="{look.PRE}">' in first
+    assert second.startswith(f'<div style="{look.CODE_PANEL}"><pre style="{look.PRE}">')
+    assert "white-space: pre;" in look.PRE  # long lines scroll, never wrap mid-word
 
 
 @pytest.mark.parametrize("code", ["x = 1", 'x = """\nopen string', "def f(", "# comment", "\tx"])
@@ -299,10 +491,10 @@ def test_highlighting_keeps_the_code_of_an_open_fence(code: str) -> None:
 
 
 def test_unknown_language_is_escaped_plain_code() -> None:
-    assert render("```no-such-language\na < b\n```") == (
-        '<pre><code class="language-no-such-language">a &lt; b\n</code></pre>\n'
+    assert render("```no-such-language\na < b\n```") == look.code_panel(
+        "a &lt; b\n", "no-such-language"
     )
 
 
 def test_fence_without_language_is_plain_code() -> None:
-    assert render("```\n<b>\n```") == "<pre><code>&lt;b&gt;\n</code></pre>\n"
+    assert render("```\n<b>\n```") == look.code_panel("&lt;b&gt;\n")

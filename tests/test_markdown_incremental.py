@@ -6,20 +6,24 @@ chunk, and compares with one-shot rendering:
 - the final HTML equals ``render(text)`` byte for byte (invariant 1);
 - after each update, the tail is exactly the end of ``render(prefix)``, and the frozen
   HTML plus the tail is all of it (invariant 2), except where the prefix defines a
-  link reference, which a block frozen earlier may use (the documented exception).
+  link reference or a footnote, which a block frozen earlier may use (the documented
+  exception).
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from markdown_it import MarkdownIt
 from markdown_it.rules_core import StateCore
 from markdown_it.utils import read_fixture_file
+from mdit_py_plugins.footnote import footnote_plugin
 
 from nbclaude.markdown import IncrementalRenderer, Update, make_parser, render
 
@@ -44,9 +48,28 @@ def chunkings(text: str, seed: int, count: int = 4) -> Iterator[list[str]]:
 
 
 def defines_references(parser: MarkdownIt, text: str) -> bool:
-    env: dict[str, object] = {}
+    """Whether ``text`` defines link references or footnotes (the documented exception)."""
+    env: dict[str, Any] = {}
     parser.parse(text, env)
-    return bool(env.get("references"))
+    return bool(env.get("references") or env.get("footnotes", {}).get("refs"))
+
+
+FOOTNOTE_LIST = '<hr class="footnotes-sep'
+FOOTNOTE_ITEM = re.compile(r'<li id="([^"]+)" class="footnote-item">')
+
+
+def assert_footnote_list_alike(
+    tail: str, expected: str, prefix: str, parser: MarkdownIt | None
+) -> None:
+    """The one way a tail may differ from the end of the one-shot HTML: in the footnote
+    list, a frozen definition shows as it was rendered when frozen (the documented
+    exception). Everything before the list, and the list's items, are the same."""
+    assert FOOTNOTE_LIST in tail, "the tail differs, and not in a footnote list"
+    assert defines_references(parser or make_parser(), prefix)
+    body, _, notes = tail.partition(FOOTNOTE_LIST)
+    expected_body, _, expected_notes = expected.partition(FOOTNOTE_LIST)
+    assert expected_body.endswith(body)
+    assert FOOTNOTE_ITEM.findall(notes) == FOOTNOTE_ITEM.findall(expected_notes)
 
 
 def stream(
@@ -74,7 +97,8 @@ def stream(
         update = renderer.update()
         frozen += update.frozen
         expected = reference(prefix)
-        assert expected.endswith(update.tail), f"tail of {prefix!r}"
+        if not expected.endswith(update.tail):
+            assert_footnote_list_alike(update.tail, expected, prefix, parser)
         if frozen + update.tail != expected:
             assert defines_references(parser or make_parser(), prefix), f"live {prefix!r}"
             inexact += 1
@@ -146,6 +170,59 @@ def test_random_documents_stream_exactly(seed: int) -> None:
         text += rng.choice(["", "\n"])
         for chunks in list(chunkings(text, seed=rng.randrange(2**16), count=2))[2:]:
             stream(chunks)
+
+
+# Lines for what make_parser adds to CommonMark: task lists, bare URLs, footnotes.
+FEATURE_LINES = [
+    *["", "", "", "text", "para *em", "  continued", "    indented", "- item", "---"],
+    *["[^1]: note", "[^a]: other *x* [^1]", "[^1]:", "[^b]: see www.example.com"],
+    *["  [^a]: nested", "> [^b]: quoted", "[^a]: | t |", "text[^1] more", "[^a] and [^1]"],
+    *["[^zz] [^b]", "[^1][^1][^a]", "\\[^1]", "[^1]\\", "[link [^1]](http://x)", "# h [^b]"],
+    *["- [ ] task [^a]", "- [x] done www.example.com", "* [X] big", "1. [ ] num", "> - [ ]"],
+    *["see https://example.com/a_b.", "mail a@b.co", "setup.py", "javascript:alert(1)"],
+    *["| a | b |", "|---|---|", "| [^1] | www.x.org |", "[x]: /u", "[x] [^1]", "$x$ [^1]$"],
+]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_documents_with_tasks_links_and_footnotes_stream_exactly(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(10):
+        text = "\n".join(rng.choice(FEATURE_LINES) for _ in range(rng.randint(1, 30)))
+        text += rng.choice(["", "\n"])
+        for chunks in list(chunkings(text, seed=rng.randrange(2**16), count=2))[2:]:
+            stream(chunks)
+        stream(chunks, update_every=3)
+
+
+FEATURE_EXAMPLES = {
+    "tasks": "- [ ] todo\n- [x] done\n\n1. [X] *numbered*\n   - [ ] nested\n\n> - [ ] quoted\n",
+    "links": (
+        "See www.example.com, https://example.com/a_b and someone@example.com.\n\n"
+        "Not setup.py, nor javascript:alert(1).\n\n- https://example.com/x\n\n"
+        "| a | www.b.org |\n|---|---|\n| c | d@e.org |\n"
+    ),
+    "footnotes at the end": (
+        "Claim[^1] and another[^note].\n\nMore text[^1].\n\n"
+        "[^1]: First.\n[^note]: Second, see https://example.com.\n\n    A second paragraph.\n"
+    ),
+    "footnotes first": "[^a]: Defined first.\n\nUse[^a], again[^a].\n\n- item[^a]\n\nEnd.\n",
+    "footnotes between": (
+        "One[^x].\n\n[^x]: Note x, see[^y].\n\nTwo[^y].\n\n[^y]: Note y.\n\nThree[^x][^y].\n"
+    ),
+    # Frozen notes show in later tails as the core rules left them: run once, not twice.
+    "a frozen note with links and tasks": (
+        "Ref[^t].\n\n[^t]: Not http\\://example.com/ but www.example.com.\n\n"
+        "    - [ ] a task in a note\n\nAfter.\n\nAgain[^t].\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("markdown", FEATURE_EXAMPLES.values(), ids=FEATURE_EXAMPLES.keys())
+def test_tasks_links_and_footnotes_stream_exactly(markdown: str) -> None:
+    for chunks in chunkings(markdown, seed=len(markdown), count=8):
+        stream(chunks)
+        stream(chunks, update_every=3)
 
 
 # --------------------------------------------------------------------------------------
@@ -281,6 +358,121 @@ def test_parsers_with_document_wide_state_are_exact_at_finish() -> None:
 
 
 # --------------------------------------------------------------------------------------
+# Footnotes while streaming
+# --------------------------------------------------------------------------------------
+
+FOOTNOTE_ID = re.compile(r'id="fn(?:ref)?-([0-9a-f]+)-')
+
+
+def live_views(chunks: list[str]) -> tuple[IncrementalRenderer, list[tuple[str, str]]]:
+    """Stream ``chunks``; return the renderer and (frozen HTML so far, tail) per update."""
+    renderer = IncrementalRenderer()
+    frozen = ""
+    views = []
+    for chunk in chunks:
+        renderer.append(chunk)
+        update = renderer.update()
+        frozen += update.frozen
+        views.append((frozen, update.tail))
+    return renderer, views
+
+
+def test_footnotes_defined_at_the_end_show_in_the_list_as_they_arrive() -> None:
+    text = "Claim[^1].\n\nMore[^2].\n\nEnd.\n\n[^1]: One.\n[^2]: Two.\n"
+    renderer, views = live_views(text.splitlines(keepends=True))
+    final = render(text)
+    (doc_id,) = set(FOOTNOTE_ID.findall(final))
+    # Frozen before their definitions came, the references show as text until finish.
+    frozen, tail = views[6]
+    assert frozen == "<p>Claim[^1].</p>\n<p>More[^2].</p>\n<p>End.</p>\n"
+    # The list shows each note once its definition has arrived, as the final HTML will.
+    assert FOOTNOTE_ITEM.findall(tail) == [f"fn-{doc_id}-1"]
+    assert "One." in tail
+    assert "Two." not in tail
+    frozen, tail = views[7]
+    assert FOOTNOTE_ITEM.findall(tail) == [f"fn-{doc_id}-1", f"fn-{doc_id}-2"]
+    assert final.endswith(tail)
+    assert frozen + tail != final
+    before = renderer.parsed_chars
+    assert renderer.finish() == final
+    assert renderer.parsed_chars - before >= len(text)  # one full rendering
+
+
+def test_a_footnote_defined_before_its_references_streams_exactly() -> None:
+    text = "[^a]: Defined first.\n\nUse[^a].\n\nAgain[^a].\n\nEnd.\n"
+    assert stream(text.splitlines(keepends=True)) == 0
+    renderer, views = live_views(text.splitlines(keepends=True))
+    assert '<a href="#fn-' in views[-1][0]  # frozen as links
+    before = renderer.parsed_chars
+    assert renderer.finish() == render(text)
+    assert renderer.parsed_chars - before < len(text) / 2  # no full rendering
+
+
+def test_a_late_footnote_renumbers_the_frozen_ones_only_at_finish() -> None:
+    text = "[^e]: Early.\n\nA[^late].\n\nB[^e].\n\nC.\n\n[^late]: Late.\n"
+    assert stream(text.splitlines(keepends=True)) > 0
+    _, views = live_views(text.splitlines(keepends=True))
+    frozen, _ = views[-1]
+    assert "<p>A[^late].</p>" in frozen
+    assert re.search(r'B<sup class="footnote-ref"><a href="#fn-\w+-1"', frozen)  # then
+    assert re.search(r'B<sup class="footnote-ref"><a href="#fn-\w+-2"', render(text))  # now
+
+
+def test_footnote_ids_do_not_change_while_streaming() -> None:
+    text = "Intro.\n\n[^n]: Note.\n\nUse[^n].\n\nMore[^n] and [^m].\n\n[^m]: Other.\n"
+    final_ids = set(FOOTNOTE_ID.findall(render(text)))
+    assert len(final_ids) == 1
+    _, views = live_views(list(text))
+    shown = {doc_id for frozen, tail in views for doc_id in FOOTNOTE_ID.findall(frozen + tail)}
+    assert shown == final_ids
+
+
+def stream_lines(text: str) -> tuple[int, int]:
+    """Stream ``text`` line by line; return the characters parsed, in all and at most."""
+    renderer = IncrementalRenderer()
+    most = 0
+    for line in text.splitlines(keepends=True):
+        renderer.append(line)
+        before = renderer.parsed_chars
+        renderer.update()
+        most = max(most, renderer.parsed_chars - before)
+    assert renderer.finish() == render(text)
+    return renderer.parsed_chars, most
+
+
+def test_freezing_goes_on_after_a_footnote_definition() -> None:
+    def reply(paragraphs: int) -> str:
+        body = "".join(f"Paragraph {n} refers to the note[^1].\n\n" for n in range(paragraphs))
+        return "Intro[^1].\n\n[^1]: The note.\n\n" + body
+
+    short_total, short_most = stream_lines(reply(300))
+    long_total, long_most = stream_lines(reply(1200))
+    # Each update parses the last paragraph or two, not the reply so far ...
+    assert max(short_most, long_most) < 250
+    # ... so four times the text is four times the work, not sixteen.
+    assert long_total < 4.2 * short_total
+    # Finding the references of frozen blocks parses their text once more, at most.
+    without_footnotes, _ = stream_lines(reply(1200).replace("[^1]", ""))
+    assert long_total < 2 * without_footnotes
+
+
+def test_other_parsers_with_footnotes_are_exact_at_finish() -> None:
+    """Without make_parser's ids, and with inline footnotes, which only finish gets exact."""
+    blocks_only = MarkdownIt("commonmark").use(footnote_plugin, inline=False)
+    with_inline = MarkdownIt("commonmark").use(footnote_plugin)
+    for markdown in FEATURE_EXAMPLES.values():
+        for chunks in chunkings(markdown, seed=len(markdown)):
+            stream(chunks, parser=blocks_only, reference=blocks_only.render)
+    text = "A^[inline *one*] b[^1].\n\n[^1]: Note ^[two].\n\nC^[three][^1].\n"
+    for chunks in chunkings(text, seed=1):
+        renderer = IncrementalRenderer(parser=with_inline)
+        for chunk in chunks:
+            renderer.append(chunk)
+            renderer.update()
+        assert renderer.finish() == with_inline.render(text)
+
+
+# --------------------------------------------------------------------------------------
 # Work: linear in the reply, counted in characters handed to the parser
 # --------------------------------------------------------------------------------------
 
@@ -355,4 +547,26 @@ def test_work_is_linear_in_the_length_of_the_reply() -> None:
     # Four times the text, four times the work (up to the mix of blocks) ...
     assert 0.8 < (long_total / len(long)) / (short_total / len(short)) < 1.25
     # ... because no update costs more than the biggest block, wherever it comes.
+    assert max(short_most, long_most) < 10_000
+
+
+def with_footnotes(text: str, every: int = 25) -> str:
+    """``text`` with a paragraph referring to a footnote after every ``every``-th block,
+    and the footnote's definition right after it."""
+    blocks = text.split("\n\n")
+    for n in range(len(blocks) - 1, 0, -every):
+        blocks[n + 1 : n + 1] = [
+            f"As the note says[^{n}], and *more*.",
+            f"[^{n}]: Note {n}, with a link: https://example.com/{n}.",
+        ]
+    return "\n\n".join(blocks)
+
+
+def test_work_stays_linear_with_footnotes() -> None:
+    short, long = with_footnotes(typical_reply(100_000)), with_footnotes(typical_reply(400_000))
+    assert short.count("]: Note") >= 10
+    short_total, short_most = stream_in_small_chunks(short)
+    long_total, long_most = stream_in_small_chunks(long)
+    assert long_total < 20 * len(long)
+    assert 0.8 < (long_total / len(long)) / (short_total / len(short)) < 1.25
     assert max(short_most, long_most) < 10_000

@@ -23,7 +23,7 @@ from .kernels import (
     running_kernel,
 )
 
-USAGE_LINE = re.compile(r'<div class="nbclaude-usage">[^<]*</div>')
+USAGE_LINE = re.compile(r'<div [^>]*class="nbclaude-usage">[^<]*</div>')
 
 
 def kernel_for(fake: FakeServer, home: Path, **env: str) -> Any:

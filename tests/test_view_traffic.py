@@ -1,20 +1,22 @@
-"""What the live view sends to the front end grows linearly with the reply.
+"""What the live view sends to the front end: about the final HTML, once, on any reply shape.
 
 Widget messages leave the kernel through a comm; the ``comm`` package lets a kernel supply
 its own by replacing ``comm.create_comm``, which is what ipykernel does. Here a comm that
-records each message's size stands in for the front end, and the view's clock is a
-simulated one that advances a fixed time per stream event: the counts are then exact and
-repeatable, with no sleeping and no timing in the assertions.
+records each message stands in for the front end, and :class:`Browser` does with the
+messages what ``live.js`` does, to HTML text instead of a DOM: the tests read what the
+reader would see. The view's clock is a simulated one that advances a fixed time per stream
+event: the counts are then exact and repeatable, with no sleeping and no timing in the
+assertions.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
 import comm
-import ipywidgets as widgets
 import pytest
 from anthropic.types import (
     Message,
@@ -32,16 +34,19 @@ from anthropic.types import (
 from comm.base_comm import BaseComm
 
 from nbclaude.markdown import render
+from nbclaude.static import static_html
 from nbclaude.stream import ReplyBuilder
-from nbclaude.testing import long_markdown
+from nbclaude.testing import REPLY_SHAPES, long_markdown
 from nbclaude.widget import WidgetView
 from nbclaude.worker import RenderWorker
 
 
 class RecordingComm(BaseComm):
-    """A comm that keeps the size of every message instead of publishing it."""
+    """A comm that keeps the size of every message instead of publishing it, and the
+    content of the custom ones (the live view's updates) in :attr:`custom`."""
 
     sent: list[tuple[str, int]] = []  # noqa: RUF012 - shared on purpose, reset by the fixture
+    custom: list[dict[str, Any]] = []  # noqa: RUF012 - the same
 
     def publish_msg(
         self,
@@ -53,13 +58,76 @@ class RecordingComm(BaseComm):
     ) -> None:
         size = len(json.dumps(data, default=str)) + sum(len(b) for b in buffers or [])
         RecordingComm.sent.append((msg_type, size))
+        if isinstance(data, dict) and data.get("method") == "custom":
+            RecordingComm.custom.append(data["content"])
 
 
 @pytest.fixture
 def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     RecordingComm.sent = []
+    RecordingComm.custom = []
     monkeypatch.setattr(comm, "create_comm", RecordingComm)
     return RecordingComm.sent
+
+
+class Section:
+    """A part of the reply the browser builds into: the reply, or a thinking section."""
+
+    def __init__(self, opening: str = "", closing: str = "") -> None:
+        self.opening, self.closing = opening, closing
+        self.items: list[str | Section] = []
+        self.tail = ""
+
+    def html(self) -> str:
+        inner = "".join(item if isinstance(item, str) else item.html() for item in self.items)
+        return self.opening + inner + self.tail + self.closing
+
+
+class Browser:
+    """What ``live.js`` builds from the live view's messages, as HTML text."""
+
+    def __init__(self, messages: list[dict[str, Any]]) -> None:
+        self.reply = Section()
+        self.status: list[Any] = []
+        stack = [self.reply]
+        for message in messages:
+            for op in message["ops"]:
+                self._apply(stack, op)
+            self.status = message["status"]
+
+    @staticmethod
+    def _apply(stack: list[Section], op: list[Any]) -> None:
+        section = stack[-1]
+        match op:
+            case ["html", keep, more]:
+                section.items.append(section.tail[:keep] + more)
+                section.tail = section.tail[keep:]
+            case ["tail", keep, more]:
+                section.tail = section.tail[:keep] + more
+            case ["seal"]:
+                section.items.append(section.tail)
+                section.tail = ""
+            case ["open", html]:
+                opening, closing = html[: -len("</details>")], "</details>"
+                inner = Section(opening, closing)
+                section.items.append(inner)
+                stack.append(inner)
+            case ["close"]:
+                stack.pop()
+            case ["fold"]:
+                for item in section.items:
+                    if isinstance(item, Section):
+                        item.opening = item.opening.replace(" open>", ">", 1)
+            case _:
+                raise AssertionError(f"an operation live.js does not know: {op}")
+
+    def html(self) -> str:
+        return self.reply.html()
+
+
+def browser() -> Browser:
+    """What the front end shows after the messages recorded so far."""
+    return Browser(RecordingComm.custom)
 
 
 class SimulatedClock:
@@ -123,20 +191,6 @@ def stream_into_view(
     return view
 
 
-def shown_html(view: WidgetView) -> str:
-    """The HTML the live answer shows: every segment of every chapter, then the tail."""
-    return box_html(view.body)
-
-
-def box_html(box: widgets.Box) -> str:
-    """The HTML a box of segments shows."""
-    parts = []
-    for child in box.children:
-        segments = child.children if isinstance(child, widgets.Box) else (child,)
-        parts += [segment.value for segment in segments]
-    return "".join(parts)
-
-
 def traffic(sent: list[tuple[str, int]]) -> tuple[int, int]:
     return len(sent), sum(size for _, size in sent)
 
@@ -158,13 +212,27 @@ def test_messages_and_bytes_grow_linearly_with_the_reply(
     assert long_bytes <= 1.5 * growth * short_bytes
 
 
-def test_bytes_sent_stay_within_twice_the_html_when_fast(
-    recorded: list[tuple[str, int]],
+@pytest.mark.parametrize("shape", sorted(REPLY_SHAPES))
+@pytest.mark.parametrize("seconds_per_delta", [0.001, 0.01], ids=["fast", "reading-pace"])
+def test_the_html_crosses_the_wire_about_once_on_any_reply_shape(
+    recorded: list[tuple[str, int]], shape: str, seconds_per_delta: float
 ) -> None:
-    text = long_markdown(200_000)
-    stream_into_view(text, 0.001)
+    text = REPLY_SHAPES[shape](200_000)
+    stream_into_view(text, seconds_per_delta)
     _, sent = traffic(recorded)
-    assert sent <= 2 * len(render(text))
+    final = len(render(text))
+    assert sent <= 1.5 * final, f"{sent / final:.2f} times the final HTML"
+
+
+def test_the_browser_ends_with_the_static_view(recorded: list[tuple[str, int]]) -> None:
+    # What the reader sees when the reply ends is what the static view shows: the swap
+    # changes nothing but the status line, which becomes the usage line.
+    text = long_markdown(30_000) + REPLY_SHAPES["one huge list"](3_000)
+    view = stream_into_view(text, 0.001)
+    assert browser().html() == render(text)
+    assert browser().status[0] == "writing"
+    assert browser().status[2] == len(text) // 4
+    view.abandon(ReplyBuilder().reply())
 
 
 def test_a_slow_reply_still_refreshes_several_times_a_second(
@@ -195,7 +263,7 @@ def test_no_refresh_comes_later_than_its_throttle_allows(
         if view.refreshes > refreshes:
             refreshes = view.refreshes
             return
-        resend = view._resend_size()
+        resend = view._document.tail_size
         if view._throttle.due(builder.progress.chars - view._shown_chars, resend):
             late.append(builder.progress.chars)
 
@@ -245,15 +313,12 @@ def test_a_reply_without_thinking_has_no_thinking_section_and_closes_what_it_ope
     recorded: list[tuple[str, int]],
 ) -> None:
     # Every widget model is a message to open it and one to close it: the empty view is
-    # the root, its CSS, the body and the footer, with one layout and two styles shared.
-    view = WidgetView()
-    assert opened_and_closed(recorded) == (8, 0)
-    assert [kind for kind, _ in recorded] == ["comm_open"] * 8, "models updated before any text"
-    assert view.root._dom_classes == ("nbclaude", "jp-RenderedHTMLCommon")
+    # the live reply and its layout, and nothing is sent before the reply's first text.
+    WidgetView()
+    assert [kind for kind, _ in recorded] == ["comm_open"] * 2
     recorded.clear()
     view = stream_into_view(long_markdown(20_000), 0.001)
-    assert view.thinking is None
-    assert view.root.children == (view.root.children[0], view.body, view.footer)
+    assert "<details" not in browser().html()
     view.abandon(ReplyBuilder().reply())
     opened, closed = opened_and_closed(recorded)
     assert closed == opened, "widget models left open in the front end"
@@ -265,18 +330,45 @@ def test_thinking_gets_a_section_of_its_own_that_folds_when_the_answer_starts(
     clock = SimulatedClock()
     view = WidgetView(clock=clock, min_interval=0.0)
     builder = ReplyBuilder(clock=clock)
-    states = []
+    shown = []
     for event in thinking_then_answer():
         clock.now += 0.1
         builder.add(event)
         view.progress(builder.progress)
-        if view.thinking is not None:
-            states.append((view.thinking.selected_index, view.thinking.titles))
-    assert states[0] == (0, ("Thinking…",)), "thinking is not unfolded while it streams"
-    assert states[-1] == (None, ("Thinking",)), "thinking does not fold when the answer starts"
-    assert view.root.children.index(view.thinking) < view.root.children.index(view.body)
-    assert "Compare the two." in box_html(view.thinking.children[0])
-    assert "<em>changes</em>" in shown_html(view)
+        shown.append((browser().html(), browser().status[0] if RecordingComm.custom else None))
+    thinking = [html for html, state in shown if state == "thinking"]
+    assert thinking, "the status line never said thinking"
+    assert re.search(r"<details [^>]*class=\"nbclaude-thinking\" open>", thinking[0]), (
+        "thinking is not unfolded while it streams"
+    )
+    final, state = shown[-1]
+    assert state == "writing"
+    assert re.search(r"<details [^>]*class=\"nbclaude-thinking\">", final), (
+        "thinking does not fold when the answer starts"
+    )
+    assert final.index("Compare the two.") < final.index("</details>") < final.index("changes")
     view.finish(builder.reply())
     opened, closed = opened_and_closed(recorded)
     assert closed == opened, "widget models left open in the front end"
+    # What the browser shows is what the static view shows: the same HTML.
+    static = builder.reply()
+    from nbclaude.static import reply_html
+
+    assert reply_html(static, error=False).startswith(final)
+
+
+def test_the_static_view_reads_without_its_styles() -> None:
+    # Sanitizers drop <style> elements (printing their rules as text) and class and style
+    # attributes: the static view has no <style>, and reads as a reply without them.
+    builder = ReplyBuilder()
+    for event in thinking_then_answer():
+        builder.add(event)
+    html = static_html(builder.reply())
+    assert "<style" not in html
+    bare = re.sub(r' (?:class|style)="[^"]*"', "", html)
+    assert "{" not in re.sub(r"<[^>]+>", "", bare)  # no CSS shows as text
+    assert "<details><summary>Thinking</summary><p>Compare the two.</p>\n</details>" in bare
+    code = static_html(builder.reply(), {1: render("## A list\n\n```python\nx = [1]\n```")})
+    bare = re.sub(r' (?:class|style)="[^"]*"', "", code)
+    assert "<h2>A list</h2>" in bare
+    assert "<div>python</div><pre><code>x" in bare

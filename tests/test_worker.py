@@ -24,7 +24,7 @@ from nbclaude.worker import (
 )
 
 from .conftest import run
-from .test_view_traffic import recorded, shown_html, stream_into_view
+from .test_view_traffic import browser, recorded, stream_into_view
 
 __all__ = ["recorded"]  # a fixture, imported to be used here
 
@@ -160,8 +160,8 @@ def test_a_live_view_fed_between_refreshes_ends_exactly_on_the_reply(
     # A delta every 2 ms (simulated): many feeds, a refresh every 80 ms or more.
     view = stream_into_view(text, 0.002, worker=worker)
     assert view.refreshes >= 10
-    assert shown_html(view) == render(text)
-    assert sum(size for _, size in recorded) <= 2 * len(render(text))
+    assert browser().html() == render(text)
+    assert sum(size for _, size in recorded) <= 1.5 * len(render(text))
 
 
 def test_two_renderers_share_one_worker(worker: RenderWorker) -> None:

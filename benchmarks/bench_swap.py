@@ -29,12 +29,12 @@ from tests.jupyterlab import (
     open_notebook,
     run_cell,
     running_lab,
+    swap_figures,
     wait_for_kernel,
     wait_for_prompt,
     watched_page,
     write_notebook,
 )
-from tests.test_browser import swap_figures
 
 TARGET_MS = 200
 

@@ -105,6 +105,10 @@ def link(url: object, label: str) -> str:
     return f'<a href="{escape(href)}" target="_blank" rel="noopener noreferrer">{escape(label)}</a>'
 
 
+NO_SUMMARY = "<p><em>Claude thought, but the API returned no summary of it.</em></p>"
+"""What a thinking section without a summary holds."""
+
+
 def thinking_html(
     text: str, *, redacted: bool = False, open_: bool = False, rendered: str | None = None
 ) -> str:
@@ -117,7 +121,7 @@ def thinking_html(
         body = "<p><em>This thinking was encrypted by the API; it is kept in the reply.</em></p>"
     elif not text.strip():
         title = "Thinking"
-        body = "<p><em>Claude thought, but the API returned no summary of it.</em></p>"
+        body = NO_SUMMARY
     else:
         title = "Thinking"
         body = render(text) if rendered is None else rendered

@@ -41,6 +41,7 @@ from .many import Replies
 from .markdown import IncrementalRenderer, Update
 from .reply import Reply
 from .static import (
+    NO_SUMMARY,
     PART_SIZE,
     block_html,
     columns_bundle,
@@ -413,7 +414,7 @@ class WidgetView:
             progress.done = True
             if block.kind.role == "thinking":
                 if not "".join(block.chunks).strip():  # as the static view says it
-                    document.freeze(_NO_SUMMARY)
+                    document.freeze(NO_SUMMARY)
                 document.close()
 
     def finish(self, reply: Reply) -> None:
@@ -507,10 +508,6 @@ class WidgetView:
             if isinstance(progress.renderer, RemoteRenderer):
                 progress.renderer.close()
         _close_tree(self.root)
-
-
-_NO_SUMMARY = thinking_html("").split("</summary>", 1)[1].removesuffix("</details>")
-"""What a thinking section without a summary holds, as the static view shows it."""
 
 
 def _frame(sent: str = "") -> str:

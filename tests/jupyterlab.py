@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import nbformat
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, Route, sync_playwright
@@ -42,6 +42,8 @@ CHROMIUM_ARGS = [
 ]
 LAB_START_SECONDS = 90
 UI_TIMEOUT_MS = 60_000
+SWAP_SECONDS = 60
+"""The longest a long reply may take to stream and be replaced by its static view."""
 SAMPLE_MS = 50
 NOT_LOCAL = re.compile(r"^(?!https?://127\.0\.0\.1[:/])")
 """Every URL the page may not load: anything but 127.0.0.1."""
@@ -329,3 +331,68 @@ def screenshot_path(name: str) -> Path | None:
     path = path if path.is_absolute() else ROOT / path
     path.mkdir(parents=True, exist_ok=True)
     return path / name
+
+
+# Long tasks (over 50 ms) on the main thread, and when the live view last changed and the
+# static view first showed.
+LONG_TASKS_JS = """
+(cell) => {
+  window.__tasks = [];
+  window.__times = {lastLive: null, firstStatic: null, lastStatic: null, outputs: 0};
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      window.__tasks.push({start: entry.startTime, duration: entry.duration});
+    }
+  }).observe({type: 'longtask'});
+  const area = cell.querySelector('.jp-OutputArea');
+  new MutationObserver(() => {
+    const now = performance.now();
+    const times = window.__times;
+    if (area.querySelector('.nbclaude-live')) times.lastLive = now;
+    const parts = area.querySelectorAll('[data-mime-type="text/html"] .nbclaude').length;
+    if (parts) {
+      if (times.firstStatic === null) times.firstStatic = now;
+      if (parts !== times.outputs) times.lastStatic = now;
+      times.outputs = parts;
+    }
+  }).observe(area, {childList: true, subtree: true, characterData: true});
+}
+"""
+
+
+def swap_figures(page: Page, cells: Locator, index: int) -> dict[str, Any]:
+    """Run a cell whose reply is long, and measure the main thread around its end.
+
+    Returns:
+        ``longest``: the longest task (ms) from the live view's last change to 3 s later;
+        ``tasks``: those tasks' durations; ``outputs``: the static view's outputs; and
+        ``swap``: ms from the live view's last change to the static view's last output.
+    """
+    cells.nth(index).evaluate(LONG_TASKS_JS)
+    run_cell(cells, index)
+    deadline = time.monotonic() + SWAP_SECONDS
+    while time.monotonic() < deadline:
+        times = page.evaluate("() => window.__times")
+        if (
+            times["lastStatic"] is not None
+            and cells.nth(index).locator(".nbclaude-live").count() == 0
+        ):
+            break
+        page.wait_for_timeout(200)
+    else:
+        raise TimeoutError("the static view never replaced the live one")
+    page.wait_for_timeout(3500)
+    times = page.evaluate("() => window.__times")
+    tasks = page.evaluate("() => window.__tasks")
+    end = times["lastLive"]
+    after = [
+        t["duration"]
+        for t in tasks
+        if end <= t["start"] + t["duration"] and t["start"] <= end + 3000
+    ]
+    return {
+        "longest": max(after, default=0.0),
+        "tasks": [round(d) for d in after],
+        "outputs": times["outputs"],
+        "swap": times["lastStatic"] - end,
+    }

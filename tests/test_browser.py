@@ -649,71 +649,6 @@ def test_nothing_moves_when_the_live_view_becomes_static(lab: Lab, watched: Watc
     assert unexpected_errors(watched) == []
 
 
-# Long tasks (over 50 ms) on the main thread, and when the live view last changed and the
-# static view first showed.
-LONG_TASKS_JS = """
-(cell) => {
-  window.__tasks = [];
-  window.__times = {lastLive: null, firstStatic: null, lastStatic: null, outputs: 0};
-  new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) {
-      window.__tasks.push({start: entry.startTime, duration: entry.duration});
-    }
-  }).observe({type: 'longtask'});
-  const area = cell.querySelector('.jp-OutputArea');
-  new MutationObserver(() => {
-    const now = performance.now();
-    const times = window.__times;
-    if (area.querySelector('.nbclaude-live')) times.lastLive = now;
-    const parts = area.querySelectorAll('[data-mime-type="text/html"] .nbclaude').length;
-    if (parts) {
-      if (times.firstStatic === null) times.firstStatic = now;
-      if (parts !== times.outputs) times.lastStatic = now;
-      times.outputs = parts;
-    }
-  }).observe(area, {childList: true, subtree: true, characterData: true});
-}
-"""
-
-
-def swap_figures(page: Page, cells: Locator, index: int) -> dict[str, Any]:
-    """Run a cell whose reply is long, and measure the main thread around its end.
-
-    Returns:
-        ``longest``: the longest task (ms) from the live view's last change to 3 s later;
-        ``tasks``: those tasks' durations; ``outputs``: the static view's outputs; and
-        ``swap``: ms from the live view's last change to the static view's last output.
-    """
-    cells.nth(index).evaluate(LONG_TASKS_JS)
-    run_cell(cells, index)
-    deadline = time.monotonic() + STREAM_SECONDS
-    while time.monotonic() < deadline:
-        times = page.evaluate("() => window.__times")
-        if (
-            times["lastStatic"] is not None
-            and cells.nth(index).locator(".nbclaude-live").count() == 0
-        ):
-            break
-        page.wait_for_timeout(200)
-    else:
-        raise TimeoutError("the static view never replaced the live one")
-    page.wait_for_timeout(3500)
-    times = page.evaluate("() => window.__times")
-    tasks = page.evaluate("() => window.__tasks")
-    end = times["lastLive"]
-    after = [
-        t["duration"]
-        for t in tasks
-        if end <= t["start"] + t["duration"] and t["start"] <= end + 3000
-    ]
-    return {
-        "longest": max(after, default=0.0),
-        "tasks": [round(d) for d in after],
-        "outputs": times["outputs"],
-        "swap": times["lastStatic"] - end,
-    }
-
-
 FENCES = f"""\
 Five blocks of code in a row:
 
@@ -797,11 +732,7 @@ def test_code_blocks_are_panels_with_their_language(lab: Lab, browser: Browser, 
     try:
         with watched_page(browser, "dark" if dark else "light") as watched:
             page = watched.page
-            cells = open_notebook(page, lab, name)
-            wait_for_kernel(page)
-            run_cell(cells, 0)
-            wait_for_prompt(cells, 0, "[1]:")
-            run_cell(cells, 1)
+            cells = run_to_the_last_cell(page, lab, name)
             streaming = screenshot_path("streaming-dark.png") if dark else None
             watch_stream(cells, 1, streaming)
             look = cells.nth(1).evaluate(CODE_LOOK_JS)

@@ -161,7 +161,8 @@ _pressed = []
 
 def _publish_pressing_stop(*args, **kwargs):
     data = kwargs.get("data", args[0] if args else {})
-    if 'class="nbclaude"' in str(data) and not _pressed:  # the static view's first output
+    # The static view's first output (the live widget's own display carries no HTML).
+    if 'class="nbclaude"' in data.get("text/html", "") and not _pressed:
         _pressed.append(True)
         os.kill(os.getpid(), signal.SIGINT)  # what the stop button sends the kernel
     return _publish(*args, **kwargs)

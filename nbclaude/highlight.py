@@ -1,9 +1,11 @@
 """Syntax highlighting for fenced code: Pygments tokens as spans, coloured for any theme.
 
-:func:`highlight` is markdown-it's ``highlight`` option: Pygments lexes the code and its
-HTML formatter writes spans with Pygments' short class names, which are then coloured
-inline (:data:`TOKEN_STYLES`) with JupyterLab's editor colours where they exist, and with
-mid tones that read on light and dark pages elsewhere.
+:func:`highlight` is markdown-it's ``highlight`` option: Pygments lexes the code, and each
+run of tokens of one colour becomes one span, coloured inline (:data:`TOKEN_STYLES`, by
+the nearest token type that has a colour) with JupyterLab's editor colours where they
+exist, and with mid tones that read on light and dark pages elsewhere. Plain text and
+punctuation (operators included) stay uncoloured: fewer spans are less HTML to send, to
+sanitize and to lay out.
 
 Lexing is most of the cost of highlighting, and highlighting is a fair part of the cost
 of rendering a reply. A Pygments ``RegexLexer`` tries the rules of its current state one
@@ -21,12 +23,11 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from html import escape
 from typing import Any, Final
 
-from pygments import highlight as pygments_highlight
-from pygments.formatters import HtmlFormatter
 from pygments.lexer import Lexer, RegexLexer
 from pygments.lexers import get_lexer_by_name
 from pygments.token import (
@@ -265,7 +266,6 @@ _ROLES: Final = {
     "variable": ("variable-2", "#c0741c"),
     "string": ("string", "#2a9d4b"),
     "comment": ("comment", "#808080"),
-    "operator": ("operator", "#d73a49"),
     "meta": ("meta", "#808080"),
     "tag": ("tag", "#2a9d4b"),
     "attribute": ("attribute", "#8a63d2"),
@@ -276,7 +276,8 @@ _ROLES: Final = {
 }
 
 # Token type, colour role, further declarations. A token takes the entry of its most
-# specific ancestor; tokens without one (plain names, punctuation) keep the text colour.
+# specific ancestor; tokens without one (plain names, punctuation, symbolic operators such
+# as "=" and ".", as in VS Code's default themes) keep the text colour.
 _TOKEN_STYLES: Final = (
     (Keyword, "keyword", ""),
     (Keyword.Constant, "constant", ""),
@@ -293,7 +294,6 @@ _TOKEN_STYLES: Final = (
     (Name.Attribute, "attribute", ""),
     (String, "string", ""),
     (Number, "constant", ""),
-    (Operator, "operator", ""),
     (Operator.Word, "keyword", ""),
     (Comment, "comment", "font-style: italic"),
     (Comment.Preproc, "meta", ""),
@@ -344,30 +344,58 @@ Inline, because the reply's HTML has no ``<style>`` element (see :mod:`nbclaude.
 # Highlighting
 # --------------------------------------------------------------------------------------
 
-# Spans with Pygments' short class names ("k", "s2", …), no wrapper: markdown-it wraps
-# them in <pre><code class="language-…">. Each token is one span, never nested, with its
-# text escaped: the spans are then restyled with one substitution.
-_FORMATTER: Final = HtmlFormatter(nowrap=True)
-_SPAN_RE: Final = re.compile(r'<span class="([\w-]+)">([^<]*)</span>')
+
+@functools.cache
+def _style_of(token_type: _TokenType) -> str | None:
+    """The inline style of a token type: that of its nearest standard ancestor, if any."""
+    while token_type not in STANDARD_TYPES:
+        token_type = token_type.parent
+    return TOKEN_STYLES.get(STANDARD_TYPES[token_type])
 
 
-def _styled(match: re.Match[str]) -> str:
-    style = TOKEN_STYLES.get(match[1])
-    return match[2] if style is None else f'<span style="{style}">{match[2]}</span>'
+def _spans(tokens: Iterable[tuple[_TokenType, str]]) -> Iterator[str]:
+    """Escaped text, each run of one colour in one span.
+
+    Neighbouring tokens of one colour (a string's quotes and its text, ``is not``) share
+    a span, and so does the plain whitespace between them: every span is markup the
+    browser parses and JupyterLab's sanitizer checks, style and all.
+    """
+    run_style: str | None = None
+    run: list[str] = []
+    gap = ""  # plain whitespace after the run, which joins it if the same colour follows
+    for token_type, value in tokens:
+        text = escape(value, quote=False)  # as Pygments' own HTML formatter does
+        style = _style_of(token_type)
+        if style is None and run_style is not None and value.isspace():
+            gap += text
+            continue
+        if style != run_style:
+            if run_style is None:
+                yield "".join(run)
+            else:
+                yield f'<span style="{run_style}">{"".join(run)}</span>'
+            run_style, run = style, []
+            yield gap
+        elif gap:
+            run.append(gap)
+        gap = ""
+        run.append(text)
+    if run_style is None:
+        yield "".join(run)
+    else:
+        yield f'<span style="{run_style}">{"".join(run)}</span>'
+    yield gap
 
 
 def highlight(code: str, language: str, attrs: str) -> str:
     """markdown-it's ``highlight`` option: escaped, highlighted HTML, or ``""``.
 
     Returns:
-        Spans coloured inline (:data:`TOKEN_STYLES`) for a known language, the text of
-        uncoloured tokens bare; ``""`` otherwise, which makes markdown-it escape the code
-        as plain text.
+        Pygments' tokens, coloured inline (:data:`TOKEN_STYLES`) for a known language,
+        the text of uncoloured tokens bare; ``""`` otherwise, which makes markdown-it
+        escape the code as plain text.
     """
     lexer = lexer_for(language) if language else None
     if lexer is None:
         return ""
-    html: str = pygments_highlight(code, lexer, _FORMATTER)
-    # The formatter ends the last line even when the code does not (an open fence).
-    html = html if code.endswith("\n") else html.removesuffix("\n")
-    return _SPAN_RE.sub(_styled, html)
+    return "".join(_spans(lexer.get_tokens(code)))

@@ -473,6 +473,31 @@ def _render_table_open(
     return self.renderToken(tokens, idx, options, env)
 
 
+def _render_cell_open(
+    self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
+    """A right-aligned column's cells say so with ``align``, not a ``style`` each.
+
+    JupyterLab right-aligns the cells of an HTML output already, and other front ends
+    follow the attribute; a table of numbers then costs a sanitizer (JupyterLab's table of
+    contents sanitizes every HTML output) no style to parse per cell. A left or centred
+    column keeps its ``style``, which JupyterLab's rule would otherwise override.
+    """
+    token = tokens[idx]
+    if token.attrGet("style") == "text-align:right":
+        token.attrs.pop("style")
+        token.attrSet("align", "right")
+    return self.renderToken(tokens, idx, options, env)
+
+
+def _render_heading_open(
+    self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
+    """A reply's headings stay out of the notebook's table of contents (``tocSkip``)."""
+    tokens[idx].attrSet("class", "tocSkip")
+    return self.renderToken(tokens, idx, options, env)
+
+
 def make_parser(*, remote_images: bool = False) -> MarkdownIt:
     """Build the markdown-it parser for model output.
 
@@ -496,6 +521,9 @@ def make_parser(*, remote_images: bool = False) -> MarkdownIt:
     md.add_render_rule("link_open", _render_link_open)
     md.add_render_rule("fence", _render_fence)
     md.add_render_rule("table_open", _render_table_open)
+    md.add_render_rule("heading_open", _render_heading_open)
+    md.add_render_rule("th_open", _render_cell_open)
+    md.add_render_rule("td_open", _render_cell_open)
     md.add_render_rule("text", _render_text)
     md.add_render_rule("math_inline", _render_math_inline)
     md.add_render_rule("math_display", _render_math_display)

@@ -487,6 +487,20 @@ PART_SIZE = 64 * 1024
 
 _TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)[^>]*?(/?)>")
 _VOID = frozenset({"area", "br", "col", "embed", "hr", "img", "input", "source", "track", "wbr"})
+_VOID_TAG_RE = re.compile(rf"<(?:{'|'.join(sorted(_VOID))})\b")
+
+
+def _deeper_by(html: str, start: int, end: int) -> int:
+    """How many more elements are open at ``end`` than at ``start``, both between tags.
+
+    Counted rather than parsed, so a long stretch costs three passes in C: every ``<`` in
+    nbclaude's HTML starts a tag, a closing tag (``</``) undoes an opening one, and a
+    void element (``<br>`` or ``<br />``: only void ones close themselves) opens nothing.
+    """
+    tags = html.count("<", start, end)
+    closing = html.count("</", start, end)
+    void = len(_VOID_TAG_RE.findall(html, start, end))
+    return tags - 2 * closing - void
 
 
 def split_html(html: str, size: int) -> list[str]:
@@ -494,28 +508,34 @@ def split_html(html: str, size: int) -> list[str]:
 
     Args:
         html: A sequence of well-formed elements, as nbclaude writes them: escaped text,
-            no comments, no ``>`` inside attribute values.
+            no comments, no ``<`` or ``>`` inside attribute values, tag names in lower
+            case, only void elements closing themselves.
         size: Characters after which a piece ends at the next top-level element's end.
 
     Returns:
         The pieces, in order; joined, they are ``html``. One piece when it is short, or
         when it is one element.
     """
-    if len(html) <= size:
-        return [html]
     pieces = []
     start = 0
-    depth = 0
-    for match in _TAG_RE.finditer(html):
-        closing, name, self_closing = match.groups()
-        if closing:
-            depth -= 1
-        elif not self_closing and name.lower() not in _VOID:
-            depth += 1
-        if depth == 0 and match.end() - start >= size:
-            pieces.append(html[start : match.end()])
-            start = match.end()
-    if start < len(html):
+    while len(html) - start > size:
+        # The depth where the piece reaches its size is counted; from there, tag by tag
+        # to the first top-level end.
+        at = max(html.rfind("<", start, start + size), start)
+        depth = _deeper_by(html, start, at)
+        for match in _TAG_RE.finditer(html, at):
+            closing, name, self_closing = match.groups()
+            if closing:
+                depth -= 1
+            elif not self_closing and name.lower() not in _VOID:
+                depth += 1
+            if depth == 0 and match.end() - start >= size:
+                pieces.append(html[start : match.end()])
+                start = match.end()
+                break
+        else:
+            break
+    if start < len(html) or not pieces:
         pieces.append(html[start:])
     return pieces
 

@@ -209,7 +209,7 @@ def test_ask_in_a_kernel_shows_the_live_view_then_the_static_one(api_env: FakeSe
         assert content["status"] == "ok", content
         shown = [o for o in saved_outputs(messages) if o["output_type"] == "display_data"]
         assert len(shown) == 1
-        assert "<h1>Shown</h1>" in shown[0]["data"]["text/html"]
+        assert '<h1 class="tocSkip">Shown</h1>' in shown[0]["data"]["text/html"]
         assert any(m["msg_type"] == "comm_open" for m in messages), "no live widget"
         content, messages = run_cell(client, "print(reply.text)")
         assert "in the notebook." in "".join(

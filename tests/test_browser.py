@@ -6,11 +6,14 @@ cells against paced fake replies, and reads the DOM while they stream: the live 
 (thinking open, then folded; Markdown that grows), the static HTML that replaces it, a
 reply full of injection attempts that must run nothing, and the notebook after a save and a
 reload; a prompt that sent a figure (its thumbnail, in an untrusted notebook too); a tool
-loop; two models side by side. The browser may reach 127.0.0.1 only; anything else is
+loop; two models side by side; code panels in the light and the dark theme; a 400 KB reply
+that turns static in several outputs and keeps its headings out of the table of contents.
+The browser may reach 127.0.0.1 only; anything else is
 refused and recorded.
 
 Set ``NBCLAUDE_SCREENSHOTS=docs`` to write ``docs/streaming.png``, ``docs/final.png``,
-``docs/attachments.png``, ``docs/tools.png`` and ``docs/models.png``.
+``docs/streaming-dark.png``, ``docs/final-dark.png``, ``docs/attachments.png``,
+``docs/tools.png`` and ``docs/models.png``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Locator, Page
 
-from nbclaude.testing import text_reply, tool_call_reply
+from nbclaude.testing import long_document, text_reply, tool_call_reply
 
 from .conftest import TEST_KEY
 from .jupyterlab import (
@@ -41,6 +44,7 @@ from .jupyterlab import (
     run_to_the_last_cell,
     running_lab,
     screenshot_path,
+    swap_figures,
     unexpected_errors,
     wait_for_kernel,
     wait_for_prompt,
@@ -649,6 +653,52 @@ def test_nothing_moves_when_the_live_view_becomes_static(lab: Lab, watched: Watc
     assert unexpected_errors(watched) == []
 
 
+def test_a_long_reply_turns_static_in_parts_and_keeps_out_of_the_contents(
+    lab: Lab, watched: Watched
+) -> None:
+    """A 400 KB reply shaped like a long document, at JupyterLab's default settings.
+
+    It measures the main thread's long tasks in the 3 s after the stream ends (printed;
+    ``benchmarks/bench_swap.py`` prints the same figures over several runs), and checks
+    what a reader sees: every section of the reply in the static view, which came in
+    several outputs, and the notebook's table of contents, which lists the notebook's own
+    headings (an output's among them) but none of the reply's.
+    """
+    name = "long-reply.ipynb"
+    text = long_document(400_000)
+    write_notebook(
+        lab,
+        name,
+        "%load_ext nbclaude\nfrom IPython.display import Markdown\nMarkdown('# Our own findings')",
+        "%%claude\nThe whole manual.",
+    )
+    lab.api.enqueue(text_reply(text, chunk_size=200))
+    page = watched.page
+    cells = open_notebook(page, lab, name)
+    wait_for_kernel(page)
+    run_cell(cells, 0)
+    wait_for_prompt(cells, 0, "[1]:")
+    figures = swap_figures(page, cells, 1)
+    print(
+        f"\nlongest task in the 3 s after the stream ended: {figures['longest']:.0f} ms "
+        f"(long tasks {figures['tasks']}); static view in {figures['outputs']} outputs"
+    )
+    assert figures["outputs"] > 1
+    static = cells.nth(1).locator('.jp-OutputArea [data-mime-type="text/html"] .nbclaude')
+    sections = static.locator("h2")
+    assert sections.count() == text.count("\n## ") + 1
+    assert sections.last.inner_text() == f"{sections.count()}. A chapter of the document"
+
+    page.locator('.jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id="table-of-contents"]').click()
+    contents = page.locator(".jp-TableOfContents-content .jp-tocItem-heading")
+    contents.first.wait_for()
+    page.wait_for_timeout(1000)  # the contents follow the outputs on a timer
+    entries = contents.all_inner_texts()
+    assert any("Our own findings" in entry for entry in entries), entries
+    assert not any("chapter of the document" in entry for entry in entries), entries
+    assert unexpected_errors(watched) == []
+
+
 FENCES = f"""\
 Five blocks of code in a row:
 
@@ -704,14 +754,21 @@ CODE_LOOK_JS = """
       parseFloat(getComputedStyle(longPre).lineHeight)),
     shortLines: Math.round(pres[pres.length - 5].querySelector('code').getBoundingClientRect()
       .height / parseFloat(getComputedStyle(longPre).lineHeight)),
-    whiteSpace: getComputedStyle(longPre).whiteSpace,
+    whiteSpace: getComputedStyle(longPre.querySelector('code')).whiteSpace,
   };
 }
 """
 
 
-def channels(colour: str) -> tuple[float, ...]:
-    return tuple(float(x) for x in re.findall(r"[\d.]+", colour)[:3])
+def channels(colour: str, over: str = "rgb(255, 255, 255)") -> tuple[float, ...]:
+    """The red, green and blue a CSS colour shows as, laid over the colour ``over``."""
+    red, green, blue, *alpha = (float(x) for x in re.findall(r"[\d.]+", colour))
+    if not alpha:
+        return red, green, blue
+    return tuple(
+        alpha[0] * own + (1 - alpha[0]) * below
+        for own, below in zip((red, green, blue), channels(over), strict=True)
+    )
 
 
 @pytest.mark.parametrize("theme", ["JupyterLab Light", "JupyterLab Dark"])
@@ -743,8 +800,9 @@ def test_code_blocks_are_panels_with_their_language(lab: Lab, browser: Browser, 
         lab.use_theme("JupyterLab Light")
     page_colour = channels(look["page"])
     for panel in look["panels"]:
-        # A panel of its own: clearly lighter or darker than the page.
-        assert max(abs(a - b) for a, b in zip(channels(panel), page_colour, strict=True)) >= 8, look
+        # A panel of its own: clearly lighter or darker than the page it is laid over.
+        shown = channels(panel, over=look["page"])
+        assert max(abs(a - b) for a, b in zip(shown, page_colour, strict=True)) >= 8, look
     assert look["labels"][-5:] == ["python", "bash", "json", "", "python"], look
     assert min(look["gaps"]) >= 8, look
     assert look["gapAfter"] >= 8, look

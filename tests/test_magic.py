@@ -175,7 +175,7 @@ def test_widget_is_replaced_by_a_static_bundle(ip: InteractiveShell, api_env: Fa
     assert set(last.data) == {"text/html", "text/plain"}
     html = last.data["text/html"]
     assert "<table " in html
-    assert "<h2>Lists and tuples</h2>" in html
+    assert '<h2 class="tocSkip">Lists and tuples</h2>' in html
     thinking = r'<details [^>]*class="nbclaude-thinking"><summary [^>]*>Thinking</summary>'
     assert re.search(thinking, html)
     assert "Compare mutability." in html
@@ -251,7 +251,7 @@ def test_reply_displays_as_the_static_view(ip: InteractiveShell, api_env: FakeSe
     api_env.enqueue(text_reply("# Title"))
     run(ip, "%%claude\nhi")
     bundle = ip.user_ns["_claude"]._repr_mimebundle_()
-    assert "<h1>Title</h1>" in bundle["text/html"]
+    assert '<h1 class="tocSkip">Title</h1>' in bundle["text/html"]
     assert bundle["text/plain"] == "# Title"
 
 

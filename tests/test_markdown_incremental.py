@@ -267,9 +267,10 @@ def test_a_partial_line_is_never_taken_for_a_block_start(partial: str, whole: st
 
 def test_finished_blocks_are_frozen_once() -> None:
     first, second, third = updates(["# Title\n\nSome ", "text.\n\n- a\n", "- b\n"])
-    assert first == Update(frozen="", tail="<h1>Title</h1>\n<p>Some</p>\n")
+    assert first == Update(frozen="", tail='<h1 class="tocSkip">Title</h1>\n<p>Some</p>\n')
     assert second == Update(
-        frozen="<h1>Title</h1>\n<p>Some text.</p>\n", tail="<ul>\n<li>a</li>\n</ul>\n"
+        frozen='<h1 class="tocSkip">Title</h1>\n<p>Some text.</p>\n',
+        tail="<ul>\n<li>a</li>\n</ul>\n",
     )
     assert third == Update(frozen="", tail="<ul>\n<li>a</li>\n<li>b</li>\n</ul>\n")
 

@@ -23,15 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' browser harness
 
-from nbclaude.testing import long_document, text_reply
+from nbclaude.testing import long_document
 from tests.jupyterlab import (
     chromium,
-    open_notebook,
-    run_cell,
+    long_reply_figures,
     running_lab,
-    swap_figures,
-    wait_for_kernel,
-    wait_for_prompt,
     watched_page,
     write_notebook,
 )
@@ -59,14 +55,8 @@ def main() -> None:
             for run in range(args.runs):
                 name = f"swap-{run}.ipynb"
                 write_notebook(lab, name, "%load_ext nbclaude", "%%claude\nThe whole manual.")
-                lab.api.enqueue(text_reply(text, chunk_size=200))
                 with watched_page(browser) as watched:
-                    page = watched.page
-                    cells = open_notebook(page, lab, name)
-                    wait_for_kernel(page)
-                    run_cell(cells, 0)
-                    wait_for_prompt(cells, 0, "[1]:")
-                    figures = swap_figures(page, cells, 1)
+                    _, figures = long_reply_figures(watched.page, lab, name, text)
                 longest.append(figures["longest"])
                 tasks = ", ".join(f"{ms} ms" for ms in figures["tasks"]) or "none"
                 print(

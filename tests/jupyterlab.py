@@ -26,7 +26,7 @@ from typing import Any, Literal
 import nbformat
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, Route, sync_playwright
 
-from nbclaude.testing import FakeServer
+from nbclaude.testing import FakeServer, text_reply
 
 from .conftest import ROOT, TEST_KEY
 
@@ -396,3 +396,20 @@ def swap_figures(page: Page, cells: Locator, index: int) -> dict[str, Any]:
         "outputs": times["outputs"],
         "swap": times["lastStatic"] - end,
     }
+
+
+def long_reply_figures(
+    page: Page, lab: Lab, name: str, text: str
+) -> tuple[Locator, dict[str, Any]]:
+    """Open notebook ``name``, run its first cell, then its second, a ``%%claude`` cell
+    answered with ``text``, measuring the end of the reply (see :func:`swap_figures`).
+
+    Returns:
+        The notebook's cells, and the figures.
+    """
+    lab.api.enqueue(text_reply(text, chunk_size=200))
+    cells = open_notebook(page, lab, name)
+    wait_for_kernel(page)
+    run_cell(cells, 0)
+    wait_for_prompt(cells, 0, "[1]:")
+    return cells, swap_figures(page, cells, 1)

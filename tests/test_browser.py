@@ -39,12 +39,12 @@ from .jupyterlab import (
     Lab,
     Watched,
     chromium,
+    long_reply_figures,
     open_notebook,
     run_cell,
     run_to_the_last_cell,
     running_lab,
     screenshot_path,
-    swap_figures,
     unexpected_errors,
     wait_for_kernel,
     wait_for_prompt,
@@ -672,13 +672,8 @@ def test_a_long_reply_turns_static_in_parts_and_keeps_out_of_the_contents(
         "%load_ext nbclaude\nfrom IPython.display import Markdown\nMarkdown('# Our own findings')",
         "%%claude\nThe whole manual.",
     )
-    lab.api.enqueue(text_reply(text, chunk_size=200))
     page = watched.page
-    cells = open_notebook(page, lab, name)
-    wait_for_kernel(page)
-    run_cell(cells, 0)
-    wait_for_prompt(cells, 0, "[1]:")
-    figures = swap_figures(page, cells, 1)
+    cells, figures = long_reply_figures(page, lab, name, text)
     print(
         f"\nlongest task in the 3 s after the stream ended: {figures['longest']:.0f} ms "
         f"(long tasks {figures['tasks']}); static view in {figures['outputs']} outputs"

@@ -201,16 +201,17 @@ class Store:
                 connection.execute("PRAGMA journal_mode = DELETE")
             with connection:
                 connection.executescript(_SCHEMA)
-                row = connection.execute(
+                # OR IGNORE: another process may create the same file at the same moment.
+                connection.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+                (version,) = connection.execute(
                     "SELECT value FROM meta WHERE key = 'schema_version'"
                 ).fetchone()
-                if row is None:
-                    connection.execute(
-                        "INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-                    )
-                elif int(row[0]) > SCHEMA_VERSION:
+                if int(version) > SCHEMA_VERSION:
                     raise sqlite3.DatabaseError(
-                        f"made by a newer nbclaude (schema {row[0]}); upgrade nbclaude"
+                        f"made by a newer nbclaude (schema {version}); upgrade nbclaude"
                     )
         except BaseException:
             connection.close()

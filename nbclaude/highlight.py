@@ -370,21 +370,21 @@ def _spans(tokens: Iterable[tuple[_TokenType, str]]) -> Iterator[str]:
             gap += text
             continue
         if style != run_style:
-            if run_style is None:
-                yield "".join(run)
-            else:
-                yield f'<span style="{run_style}">{"".join(run)}</span>'
+            yield _span(run_style, run)
             run_style, run = style, []
             yield gap
         elif gap:
             run.append(gap)
         gap = ""
         run.append(text)
-    if run_style is None:
-        yield "".join(run)
-    else:
-        yield f'<span style="{run_style}">{"".join(run)}</span>'
+    yield _span(run_style, run)
     yield gap
+
+
+def _span(style: str | None, texts: list[str]) -> str:
+    """Escaped texts of one colour: in a span with that style, or bare when uncoloured."""
+    text = "".join(texts)
+    return text if style is None else f'<span style="{style}">{text}</span>'
 
 
 def highlight(code: str, language: str, attrs: str) -> str:

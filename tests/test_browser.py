@@ -8,8 +8,7 @@ reply full of injection attempts that must run nothing, and the notebook after a
 reload; a prompt that sent a figure (its thumbnail, in an untrusted notebook too); a tool
 loop; two models side by side; code panels in the light and the dark theme; a 400 KB reply
 that turns static in several outputs and keeps its headings out of the table of contents.
-The browser may reach 127.0.0.1 only; anything else is
-refused and recorded.
+The browser may reach 127.0.0.1 only; anything else is refused and recorded.
 
 Set ``NBCLAUDE_SCREENSHOTS=docs`` to write ``docs/streaming.png``, ``docs/final.png``,
 ``docs/streaming-dark.png``, ``docs/final-dark.png``, ``docs/attachments.png``,

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Locator, Page
 
-from nbclaude.testing import long_document, text_reply, tool_call_reply
+from nbclaude.testing import long_document, stall_after, text_reply, tool_call_reply
 
 from .conftest import TEST_KEY
 from .jupyterlab import (
@@ -608,11 +608,12 @@ LOOK_SAMPLER_JS = """
 def test_nothing_moves_when_the_live_view_becomes_static(lab: Lab, watched: Watched) -> None:
     name = "one-look.ipynb"
     write_notebook(lab, name, "%load_ext nbclaude", "%%claude -t 1024\nLists or tuples?")
-    lab.api.enqueue(
-        text_reply(
-            LOOK_ANSWER, thinking=THINKING, thinking_chunk_size=24, chunk_size=12, delay=0.02
-        )
+    reply = text_reply(
+        LOOK_ANSWER, thinking=THINKING, thinking_chunk_size=24, chunk_size=12, delay=0.02
     )
+    # Silent for a moment before the first event, as the API is: the status line says
+    # "waiting" for long enough to be seen, however quickly the widget appears.
+    lab.api.enqueue(stall_after(reply, 0, 0.5))
     page = watched.page
     cells = open_notebook(page, lab, name)
     wait_for_kernel(page)
